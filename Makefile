@@ -1,0 +1,36 @@
+# LoopLab: `make demo` sets up and runs the demo; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip setuptools wheel
+	# PyTorch first, pinned, so that nothing after it pulls another build.
+	$(BIN)/pip install torch==2.13.0
+	# box2d builds from source and needs swig on PATH.
+	$(BIN)/pip install swig
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pip install -e ".[search,dev]"
+	# torcharc 2.x declares Python>=3.12 but runs on 3.11.
+	$(BIN)/pip install --no-deps --ignore-requires-python "torcharc>=2.0"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/looplab run
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check looplab tests bench
+
+bench: install
+	$(BIN)/python bench/ppo_cartpole_vs_sb3.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The agent: algorithms, networks, memories, action policies and value schedules."""

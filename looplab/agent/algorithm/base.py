@@ -1,0 +1,180 @@
+"""Base of all algorithms: the act / update / train contract and what a checkpoint holds.
+
+The session owns stepping, clocks and checkpoints; an algorithm owns acting, its memory and training.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import field_validator
+
+from looplab.agent.net.base import Optimizer, resolve_device
+from looplab.agent.policy import POLICIES, PDTYPES, make_pd, resolve_pdtype
+from looplab.agent.schedule import Schedule
+from looplab.errors import SpecError, did_you_mean
+from looplab.registry import MEMORIES
+from looplab.spec.schema import Prob, ScheduleSpec, Strict
+
+
+class AlgorithmConfig(Strict):
+    """Keys every algorithm reads."""
+
+    name: str
+    action_pdtype: str = "default"
+    action_policy: str = "default"
+    explore_var_spec: ScheduleSpec | None = None
+    gamma: Prob = 0.99
+
+    @field_validator("action_pdtype")
+    @classmethod
+    def _pdtype(cls, v: str) -> str:
+        known = {"default", *(p for ps in PDTYPES.values() for p in ps)}
+        if v not in known:
+            raise ValueError(f"unknown action_pdtype '{v}'{did_you_mean(v, known)}; known: {', '.join(sorted(known))}")
+        return v
+
+    @field_validator("action_policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if v not in POLICIES:
+            raise ValueError(f"unknown action_policy '{v}'{did_you_mean(v, POLICIES)}; known: {', '.join(POLICIES)}")
+        return v
+
+
+class Algorithm:
+    """An RL algorithm: acts on a batch of states, stores transitions in its memory, trains when ready."""
+
+    Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
+    # action types the algorithm can act in; None = any
+    action_types: ClassVar[tuple[str, ...] | None] = None
+    # memory names the algorithm works with; None = any
+    memories: ClassVar[tuple[str, ...] | None] = None
+    needs_net: ClassVar[bool] = True
+
+    def __init__(self, spec: Any, env_info: Any, clock: Any):
+        self.spec = spec
+        self.config = spec.algorithm
+        self.env_info = env_info
+        self.clock = clock
+        self.device = resolve_device(spec.net.gpu if spec.net is not None else False)
+        self.training = True  # False in enjoy: no training, no exploration
+        self.loss = float("nan")
+        self.explore_var = Schedule(self.config.explore_var_spec, default=float("nan"))
+        self.pdtype = resolve_pdtype(self.config.action_pdtype, env_info.action_type)
+        self.nvec = list(getattr(env_info.action_space, "nvec", [])) or None
+        self.optimizers: dict[str, Optimizer] = {}
+        self.init_nets()
+        self.memory = MEMORIES.get(spec.memory.name)(spec.memory, env_info, self)
+
+    # ---- the contract -------------------------------------------------------------------------
+    @classmethod
+    def check_spec(cls, spec: Any, env_info: Any) -> None:
+        """Reject combinations that cannot work, before anything runs."""
+        if cls.needs_net and spec.net is None:
+            raise SpecError("required key is missing", path="agent.net")
+        if cls.memories is not None and spec.memory.name not in cls.memories:
+            raise SpecError(f"{spec.algorithm.name} needs memory {' or '.join(cls.memories)}, got '{spec.memory.name}'",
+                            path="agent.memory.name")
+        if env_info is None:
+            return
+        if cls.action_types is not None and env_info.action_type not in cls.action_types:
+            raise SpecError(f"{spec.algorithm.name} cannot act in a {env_info.action_type} action space "
+                            f"({env_info.name}); it supports {', '.join(cls.action_types)}", path="agent.algorithm.name")
+        try:
+            resolve_pdtype(spec.algorithm.action_pdtype, env_info.action_type)
+        except ValueError as e:
+            raise SpecError(str(e), path="agent.algorithm.action_pdtype") from None
+        if spec.algorithm.action_policy in ("epsilon_greedy", "boltzmann") and env_info.action_type != "discrete":
+            raise SpecError(f"action_policy '{spec.algorithm.action_policy}' needs a discrete action space",
+                            path="agent.algorithm.action_policy")
+
+    def init_nets(self) -> None:
+        """Build nets and optimizers (register optimizers in self.optimizers)."""
+
+    def act(self, state: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
+               terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """Store a vector step; train when the memory says so."""
+        self.memory.add(state, action, reward, next_state, terminated, truncated)
+        if self.training and self.memory.ready:
+            self.loss = self.train()
+
+    def train(self) -> float:
+        raise NotImplementedError
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def to_tensor(self, x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=dtype, device=self.device)
+
+    def to_env_action(self, action: torch.Tensor) -> np.ndarray:
+        a = action.cpu().numpy()
+        if self.env_info.action_type in ("continuous", "multi_continuous"):
+            a = np.clip(a, -1.0, 1.0).reshape(-1, *self.env_info.action_space.shape)
+        return a
+
+    def make_pd(self, out: torch.Tensor, log_std: torch.Tensor | None = None):
+        return make_pd(self.pdtype, out, log_std=log_std, nvec=self.nvec)
+
+    def step_optim(self, name: str, loss: torch.Tensor) -> bool:
+        """One guarded gradient step of optimizer `name`; ticks the clock's opt_step when applied."""
+        applied = self.optimizers[name].step(loss)
+        if applied:
+            self.clock.opt_step += 1
+        return applied
+
+    def step_lr_schedulers(self) -> None:
+        for opt in self.optimizers.values():
+            opt.step_scheduler()
+
+    @property
+    def nonfinite(self) -> int:
+        """Updates skipped because a loss or gradient was not finite."""
+        return sum(o.nonfinite for o in self.optimizers.values())
+
+    def log_values(self) -> dict[str, float]:
+        """Extra session dataframe columns (lr, entropy, explore_var ...) at a log checkpoint."""
+        lrs = [o.lr for o in self.optimizers.values()]
+        out = {"lr": float(np.mean(lrs)) if lrs else float("nan")}
+        if self.config.explore_var_spec is not None:
+            out["explore_var"] = self.explore_var.value(self.clock.frame)
+        return out
+
+    def nets(self) -> dict[str, torch.nn.Module]:
+        """Named modules to checkpoint (SLM Lab names: net, critic_net, target_net, q1_net ...)."""
+        return {}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, d: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {
+            "nets": {k: v.state_dict() for k, v in self.nets().items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "memory": self.memory.state_dict(),
+            "loss": self.loss,
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, d: dict, weights_only: bool = False) -> None:
+        for k, net in self.nets().items():
+            net.load_state_dict(d["nets"][k])
+        if weights_only:
+            return
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(d["optimizers"][k])
+        self.memory.load_state_dict(d["memory"])
+        self.loss = d.get("loss", float("nan"))
+        self.load_extra_state(d.get("extra", {}))
+
+
+def finite_or_nan(x: float) -> float:
+    return x if math.isfinite(x) else float("nan")

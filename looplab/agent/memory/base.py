@@ -1,0 +1,58 @@
+"""Base of all memories: the `add` of a vector step and the `ready`/`sample` contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from looplab.spec.schema import Strict
+
+KEYS = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+
+
+class MemoryConfig(Strict):
+    name: str
+
+
+class Memory:
+    """Stores vector-env transitions; `ready` says when the algorithm should train."""
+
+    Config = MemoryConfig
+
+    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
+        self.config = config
+        self.env_info = env_info
+        self.num_envs = env_info.num_envs
+
+    def add(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
+            terminated: np.ndarray, truncated: np.ndarray) -> None:
+        raise NotImplementedError
+
+    @property
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def sample(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, d: dict) -> None:
+        pass
+
+
+def state_dtype(env_info: Any) -> np.dtype:
+    """uint8 images stay uint8; everything else is stored as float32."""
+    dt = getattr(env_info.observation_space, "dtype", np.float32)
+    return np.dtype(np.uint8) if dt == np.uint8 else np.dtype(np.float32)
+
+
+def action_spec(env_info: Any) -> tuple[tuple[int, ...], np.dtype]:
+    space = env_info.action_space
+    if env_info.is_discrete:
+        return (), np.dtype(np.int64)
+    shape = tuple(space.shape)
+    return shape, np.dtype(np.int64) if env_info.action_type in ("multi_discrete", "multi_binary") else np.dtype(
+        np.float32)

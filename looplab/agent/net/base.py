@@ -1,0 +1,256 @@
+"""Base of all networks: the common net spec keys, activations, init, and the guarded training step."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from pydantic import field_validator, model_validator
+from torch import nn
+
+from looplab.agent.net.optim import check_loss_spec, check_lr_scheduler_spec, check_optim_spec
+from looplab.errors import did_you_mean
+from looplab.registry import NETS
+from looplab.spec.schema import ClassSpec, PositiveCount, Strict
+
+ROLE_KEYS = ("optim_spec", "lr_scheduler_spec", "loss_spec", "clip_grad_val", "init_std", "hid_layers",
+             "hid_layers_activation", "arc", "out_layer_activation")
+
+
+def activation(name: str | None) -> nn.Module:
+    """A torch.nn activation by case-insensitive name (relu, tanh, leakyrelu, ...)."""
+    if name is None:
+        return nn.Identity()
+    table = {n.lower(): c for n, c in vars(nn.modules.activation).items() if isinstance(c, type)}
+    table.update({"identity": nn.Identity, "linear": nn.Identity})
+    cls = table.get(name.lower())
+    if cls is None:
+        raise ValueError(f"unknown activation '{name}'{did_you_mean(name.lower(), table)}")
+    return cls()
+
+
+class NetConfig(Strict):
+    """Keys common to every net type (SLM Lab's names)."""
+
+    type: str
+    shared: bool = False
+    hid_layers_activation: str = "relu"
+    out_layer_activation: str | list[str | None] | None = None
+    init_fn: str | None = None
+    init_std: float | None = None
+    actor_init_std: float | None = None
+    critic_init_std: float | None = None
+    log_std_init: float | None = None
+    layer_norm: bool = False
+    batch_norm: bool = False
+    clip_grad_val: float | None = None
+    loss_spec: ClassSpec | None = None
+    optim_spec: ClassSpec | None = None
+    actor_optim_spec: ClassSpec | None = None
+    critic_optim_spec: ClassSpec | None = None
+    lr_scheduler_spec: ClassSpec | None = None
+    actor_lr_scheduler_spec: ClassSpec | None = None
+    critic_lr_scheduler_spec: ClassSpec | None = None
+    actor_clip_grad_val: float | None = None
+    critic_clip_grad_val: float | None = None
+    actor_loss_spec: ClassSpec | None = None
+    critic_loss_spec: ClassSpec | None = None
+    use_same_optim: bool = False
+    update_type: Literal["replace", "polyak"] | None = None
+    update_frequency: PositiveCount | None = None
+    polyak_coef: float | None = None
+    gpu: bool | str | None = "auto"
+    cuda_id: int | None = None
+
+    @field_validator("hid_layers_activation")
+    @classmethod
+    def _act(cls, v: str) -> str:
+        activation(v)
+        return v
+
+    @field_validator("init_fn")
+    @classmethod
+    def _init(cls, v: str | None) -> str | None:
+        if v is not None:
+            name = v if v.endswith("_") else v + "_"
+            if not hasattr(nn.init, name):
+                inits = [n for n in vars(nn.init) if n.endswith("_") and not n.startswith("_")]
+                raise ValueError(f"unknown init_fn '{v}'{did_you_mean(name, inits)}")
+        return v
+
+    @field_validator("optim_spec", "actor_optim_spec", "critic_optim_spec")
+    @classmethod
+    def _optim(cls, v: ClassSpec | None) -> ClassSpec | None:
+        if v is not None:
+            check_optim_spec(v)
+        return v
+
+    @field_validator("loss_spec", "actor_loss_spec", "critic_loss_spec")
+    @classmethod
+    def _loss(cls, v: ClassSpec | None) -> ClassSpec | None:
+        if v is not None:
+            check_loss_spec(v)
+        return v
+
+    @field_validator("lr_scheduler_spec", "actor_lr_scheduler_spec", "critic_lr_scheduler_spec")
+    @classmethod
+    def _sched(cls, v: ClassSpec | None) -> ClassSpec | None:
+        if v is not None:
+            check_lr_scheduler_spec(v)
+        return v
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, v: Any) -> Any:
+        if v not in (None, True, False, "auto", "true", "false", "True", "False"):
+            raise ValueError("must be auto, true or false")
+        return v
+
+    @field_validator("polyak_coef")
+    @classmethod
+    def _polyak(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v <= 1.0:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _target(self) -> NetConfig:
+        if self.update_type == "replace" and self.update_frequency is None:
+            raise ValueError("update_type 'replace' needs update_frequency")
+        if self.update_type == "polyak" and self.polyak_coef is None:
+            raise ValueError("update_type 'polyak' needs polyak_coef")
+        return self
+
+    def for_role(self, role: str | None) -> NetConfig:
+        """The config of the actor or critic of a non-shared net: `actor_X`/`critic_X` override X.
+
+        `use_same_optim` gives the critic the actor's optimizer and lr scheduler settings.
+        """
+        if role is None:
+            return self
+        src = "actor" if (role == "critic" and self.use_same_optim) else role
+        update: dict[str, Any] = {}
+        for key in ROLE_KEYS:
+            for prefix in (src, role) if key in ("optim_spec", "lr_scheduler_spec") else (role,):
+                val = getattr(self, f"{prefix}_{key}", None)
+                if val is not None:
+                    update[key] = val
+                    break
+        return self.model_copy(update=update)
+
+
+def init_params(module: nn.Module, init_fn: str | None, act_name: str | None) -> None:
+    """Initialise Linear/Conv weights with torch.nn.init.<init_fn> (gain from the activation), biases 0."""
+    if init_fn is None:
+        return
+    fn = getattr(nn.init, init_fn if init_fn.endswith("_") else init_fn + "_")
+    try:
+        gain = nn.init.calculate_gain((act_name or "linear").lower())
+    except ValueError:
+        gain = 1.0
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
+            if fn in (nn.init.orthogonal_, nn.init.xavier_uniform_, nn.init.xavier_normal_):
+                fn(m.weight, gain=gain)
+            else:
+                fn(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def init_tail(layer: nn.Linear, std: float | None) -> None:
+    """Orthogonal re-init of an output layer with gain `std` (CleanRL's 0.01 policy / 1.0 value)."""
+    if std is not None:
+        nn.init.orthogonal_(layer.weight, gain=std)
+        nn.init.zeros_(layer.bias)
+
+
+class Net(nn.Module):
+    """A network body with one linear tail per output; forward returns a tensor or a list of tensors."""
+
+    Config = NetConfig
+
+    def __init__(self, config: NetConfig, in_shape: tuple[int, ...], out_dims: list[int]):
+        super().__init__()
+        self.config = config
+        self.in_shape = in_shape
+        self.out_dims = out_dims
+
+
+def build_net(config: NetConfig, in_shape: tuple[int, ...], out_dims: list[int]) -> Net:
+    return NETS.get(config.type)(config, in_shape, out_dims)
+
+
+def resolve_device(gpu: Any) -> torch.device:
+    """`gpu`: auto/None -> CUDA if available; true -> CUDA (CPU with a warning when absent); false -> CPU."""
+    want = str(gpu).lower()
+    if want in ("none", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if want == "true":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        import logging
+
+        logging.getLogger("looplab").warning("gpu: true but CUDA is not available; using the CPU")
+    return torch.device("cpu")
+
+
+def grad_norm(params: list[torch.Tensor]) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+class Optimizer:
+    """An optimizer with its lr scheduler, grad clipping and a guard against non-finite updates."""
+
+    def __init__(self, params: list[nn.Parameter], config: NetConfig, frames_per_update: int):
+        from looplab.agent.net.optim import make_lr_scheduler, make_optim
+        from looplab.spec.schema import ClassSpec as _CS
+
+        self.params = [p for p in params if p.requires_grad]
+        spec = config.optim_spec or _CS(name="Adam", lr=1e-3)
+        self.optim = make_optim(spec, self.params)
+        self.lr_scheduler = make_lr_scheduler(config.lr_scheduler_spec, self.optim, frames_per_update)
+        self.clip_grad_val = config.clip_grad_val
+        self.nonfinite = 0
+
+    def step(self, loss: torch.Tensor) -> bool:
+        """One gradient step on `loss`; skipped (and counted) if the loss or a gradient is not finite."""
+        if not torch.isfinite(loss):
+            self.nonfinite += 1
+            return False
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_grad_val is not None:
+            total = nn.utils.clip_grad_norm_(self.params, self.clip_grad_val)
+            finite = math.isfinite(float(total))
+        else:
+            finite = all(torch.isfinite(p.grad).all() for p in self.params if p.grad is not None)
+        if not finite:
+            self.optim.zero_grad(set_to_none=True)
+            self.nonfinite += 1
+            return False
+        self.optim.step()
+        return True
+
+    def step_scheduler(self) -> None:
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optim.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {
+            "optim": self.optim.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "nonfinite": self.nonfinite,
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        self.optim.load_state_dict(d["optim"])
+        if self.lr_scheduler is not None and d.get("lr_scheduler") is not None:
+            self.lr_scheduler.load_state_dict(d["lr_scheduler"])
+        self.nonfinite = d.get("nonfinite", 0)

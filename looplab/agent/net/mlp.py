@@ -1,0 +1,57 @@
+"""MLPNet: fully connected body, one linear tail per output."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from looplab.agent.net.base import Net, NetConfig, activation, init_params, init_tail
+from looplab.registry import NETS
+
+
+class MLPNetConfig(NetConfig):
+    hid_layers: list[int] = [64, 64]
+    actor_hid_layers: list[int] | None = None
+    critic_hid_layers: list[int] | None = None
+    actor_hid_layers_activation: str | None = None
+    critic_hid_layers_activation: str | None = None
+
+
+def mlp_body(in_dim: int, hid_layers: list[int], act: str, layer_norm: bool, batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for out in hid_layers:
+        layers.append(nn.Linear(in_dim, out))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(out))
+        if layer_norm:
+            layers.append(nn.LayerNorm(out))
+        layers.append(activation(act))
+        in_dim = out
+    return nn.Sequential(*layers)
+
+
+@NETS.register("MLPNet")
+class MLPNet(Net):
+    Config = MLPNetConfig
+
+    def __init__(self, config: MLPNetConfig, in_shape: tuple[int, ...], out_dims: list[int]):
+        super().__init__(config, in_shape, out_dims)
+        in_dim = int(np.prod(in_shape))
+        self.body = mlp_body(in_dim, config.hid_layers, config.hid_layers_activation, config.layer_norm,
+                             config.batch_norm)
+        feat = config.hid_layers[-1] if config.hid_layers else in_dim
+        init_params(self.body, config.init_fn, config.hid_layers_activation)
+        self.tails = nn.ModuleList(nn.Linear(feat, d) for d in out_dims)
+        init_params(self.tails, config.init_fn, "linear")
+        outs = config.out_layer_activation
+        outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
+        self.out_acts = nn.ModuleList(activation(a) for a in outs)
+        if config.init_std is not None:
+            for tail in self.tails:
+                init_tail(tail, config.init_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        h = self.body(x.flatten(1) if x.dim() > 2 else x)
+        outs = [act(tail(h)) for tail, act in zip(self.tails, self.out_acts, strict=True)]
+        return outs[0] if len(outs) == 1 else outs

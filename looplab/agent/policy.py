@@ -1,0 +1,123 @@
+"""Action distributions (`action_pdtype`) and action policies (`action_policy`).
+
+Continuous nets output [loc, log_scale] (or loc alone with a state-independent `log_std_init`);
+log-probs and entropies are summed over action dimensions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import distributions as D
+
+# allowed pdtypes per action type; the first is `default`
+PDTYPES: dict[str, list[str]] = {
+    "discrete": ["Categorical", "Argmax", "GumbelSoftmax"],
+    "continuous": ["Normal", "Beta", "Gumbel", "LogNormal"],
+    "multi_continuous": ["Normal", "MultivariateNormal", "Beta", "Gumbel", "LogNormal"],
+    "multi_discrete": ["MultiCategorical"],
+    "multi_binary": ["Bernoulli"],
+}
+POLICIES = ("default", "random", "epsilon_greedy", "boltzmann")
+LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
+
+
+def resolve_pdtype(pdtype: str, action_type: str) -> str:
+    allowed = PDTYPES[action_type]
+    if pdtype == "default":
+        return allowed[0]
+    if pdtype not in allowed:
+        raise ValueError(f"action_pdtype '{pdtype}' does not fit a {action_type} action space; use one of {allowed}")
+    return pdtype
+
+
+class Argmax(D.Categorical):
+    """A deterministic 'distribution' that always picks the largest logit."""
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.logits.argmax(dim=-1)
+
+
+class GumbelSoftmax(D.RelaxedOneHotCategorical):
+    """Hard Gumbel-softmax samples as action indices; log_prob/entropy of the underlying categorical."""
+
+    def __init__(self, logits: torch.Tensor, temperature: float = 1.0):
+        super().__init__(torch.tensor(temperature, device=logits.device), logits=logits)
+        self._cat = D.Categorical(logits=logits)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return super().sample(sample_shape).argmax(dim=-1)
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        soft = super().rsample(sample_shape)
+        hard = torch.nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft)
+        return hard - soft.detach() + soft  # straight-through
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self._cat.log_prob(value)
+
+    def entropy(self) -> torch.Tensor:
+        return self._cat.entropy()
+
+
+class MultiCategorical(D.Distribution):
+    """Independent categoricals, one per MultiDiscrete dimension."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: torch.Tensor, nvec: list[int]):
+        self.cats = [D.Categorical(logits=lg) for lg in torch.split(logits, nvec, dim=-1)]
+        super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return torch.stack([c.sample(sample_shape) for c in self.cats], dim=-1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return sum(c.log_prob(value[..., i]) for i, c in enumerate(self.cats))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(c.entropy() for c in self.cats)
+
+
+def out_dim(pdtype: str, action_dim: int, nvec: list[int] | None = None, learned_std: bool = False) -> int:
+    """Size of the policy head for a pdtype."""
+    if pdtype in PDTYPES["discrete"]:
+        return action_dim
+    if pdtype == "MultiCategorical":
+        return int(sum(nvec or []))
+    if pdtype == "Bernoulli":
+        return action_dim
+    return action_dim if learned_std else 2 * action_dim
+
+
+def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
+            nvec: list[int] | None = None) -> D.Distribution:
+    """The action distribution for a policy-head output `out` of shape [B, out_dim]."""
+    if pdtype == "Categorical":
+        return D.Categorical(logits=out)
+    if pdtype == "Argmax":
+        return Argmax(logits=out)
+    if pdtype == "GumbelSoftmax":
+        return GumbelSoftmax(logits=out)
+    if pdtype == "MultiCategorical":
+        return MultiCategorical(out, nvec or [])
+    if pdtype == "Bernoulli":
+        return D.Independent(D.Bernoulli(logits=out), 1)
+    if log_std is not None:
+        loc, log_scale = out, log_std.expand_as(out)
+    else:
+        loc, log_scale = out.chunk(2, dim=-1)
+    scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+    if pdtype == "Normal":
+        return D.Independent(D.Normal(loc, scale), 1)
+    if pdtype == "MultivariateNormal":
+        return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
+    if pdtype == "Beta":
+        # softplus(+1) keeps both concentrations above 1 (unimodal)
+        a = torch.nn.functional.softplus(loc) + 1.0
+        b = torch.nn.functional.softplus(log_scale) + 1.0
+        return D.Independent(D.Beta(a, b), 1)
+    if pdtype == "Gumbel":
+        return D.Independent(D.Gumbel(loc, scale), 1)
+    if pdtype == "LogNormal":
+        return D.Independent(D.LogNormal(loc, scale), 1)
+    raise ValueError(f"unknown action_pdtype '{pdtype}'")

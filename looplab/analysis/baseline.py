@@ -1,0 +1,68 @@
+"""Random-policy baselines per env (100 random episodes), computed once and cached in the user cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from looplab import io
+
+EPISODES = 100
+MAX_STEPS = 200_000
+
+
+def cache_file() -> Path:
+    base = os.environ.get("LOOPLAB_CACHE_DIR")
+    if base is None:
+        from platformdirs import user_cache_dir
+
+        base = user_cache_dir("looplab")
+    return Path(base) / "random_baseline.json"
+
+
+def _key(env_name: str, kwargs: dict) -> str:
+    return env_name + (json.dumps(kwargs, sort_keys=True) if kwargs else "")
+
+
+def random_baseline(env_name: str, kwargs: dict | None = None) -> float:
+    """Mean return of a uniform random policy over 100 episodes (fewer if they exceed 200k steps)."""
+    kwargs = kwargs or {}
+    path = cache_file()
+    key = _key(env_name, kwargs)
+    try:
+        cache = io.read_json(path)
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return float(cache[key]["mean"])
+    mean, n = _measure(env_name, kwargs)
+    cache[key] = {"mean": mean, "episodes": n}
+    try:
+        io.write_json(path, cache)
+    except io.WriteError:
+        pass  # an unwritable cache only costs recomputation
+    return mean
+
+
+def _measure(env_name: str, kwargs: dict[str, Any]) -> tuple[float, int]:
+    from looplab.env.make import _single_env_fn
+
+    env = _single_env_fn(env_name, kwargs)()
+    env.action_space.seed(0)
+    returns, steps = [], 0
+    obs, _ = env.reset(seed=0)
+    total = 0.0
+    while len(returns) < EPISODES and steps < MAX_STEPS:
+        obs, r, term, trunc, _ = env.step(env.action_space.sample())
+        total += float(r)
+        steps += 1
+        if term or trunc:
+            returns.append(total)
+            total = 0.0
+            env.reset()
+    env.close()
+    return (float(np.mean(returns)) if returns else 0.0), len(returns)

@@ -1,0 +1,129 @@
+"""Session and trial metrics (SLM Lab's formulas) from session dataframes.
+
+R_i = total_reward at log checkpoint i, f_i its frame, o_i its opt_step, R_rand the env's random baseline.
+str_i = R_i - R_rand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+MA_WINDOW = 100
+METRICS_COLS = ["frame", "total_reward_ma", "strength", "max_strength", "final_strength",
+                "sample_efficiency", "training_efficiency", "stability", "consistency"]
+
+
+def moving_average(values: np.ndarray, window: int = MA_WINDOW) -> np.ndarray:
+    """Mean of the last min(i+1, window) values at each i, ignoring NaN."""
+    s = pd.Series(values, dtype=float)
+    return s.rolling(window, min_periods=1).mean().to_numpy()
+
+
+def strength(rewards: np.ndarray, random_baseline: float) -> np.ndarray:
+    return np.asarray(rewards, dtype=float) - random_baseline
+
+
+def efficiency(strengths: np.ndarray, steps: np.ndarray) -> float:
+    """sum(str_i / s_i) / sum(str_i), dropping terms with s_i = 0 from the numerator."""
+    strengths = np.asarray(strengths, dtype=float)
+    steps = np.asarray(steps, dtype=float)
+    den = strengths.sum()
+    mask = steps > 0
+    num = (strengths[mask] / steps[mask]).sum()
+    return float(num / den) if den != 0 else float("nan")
+
+
+def stability(strengths: np.ndarray) -> float:
+    """1 - |sum of drops between consecutive checkpoints / sum of strengths before the last|."""
+    s = np.asarray(strengths, dtype=float)
+    if len(s) < 2:
+        return float("nan")
+    drops = np.minimum(np.diff(s), 0.0).sum()
+    den = s[:-1].sum()
+    return float(1.0 - abs(drops / den)) if den != 0 else float("nan")
+
+
+def consistency(strength_series: list[np.ndarray]) -> float:
+    """1 - 2 * sum_i std_j(str_ij) / sum_i mean_j(str_ij), series cut to the shortest; 1 session -> 1."""
+    if len(strength_series) <= 1:
+        return 1.0
+    n = min(len(s) for s in strength_series)
+    mat = np.stack([np.asarray(s[:n], dtype=float) for s in strength_series])
+    den = mat.mean(axis=0).sum()
+    if den == 0:
+        return float("nan")
+    return float(1.0 - 2.0 * mat.std(axis=0, ddof=1).sum() / den)
+
+
+def session_metrics(df: pd.DataFrame, random_baseline: float) -> dict:
+    """Scalar session metrics and the local (per-row) series."""
+    df = df.dropna(subset=["total_reward"])
+    if len(df) == 0:
+        nan = float("nan")
+        scalar = dict.fromkeys(["total_reward_ma", "strength", "max_strength", "final_strength",
+                                "sample_efficiency", "training_efficiency", "stability"], nan)
+        return {"scalar": {"frame": 0, **scalar}, "local": {}}
+    s = strength(df["total_reward"].to_numpy(), random_baseline)
+    frames = df["frame"].to_numpy(dtype=float)
+    opt_steps = df["opt_step"].to_numpy(dtype=float)
+    scalar = {
+        "frame": int(frames[-1]),
+        "total_reward_ma": float(df["total_reward"].to_numpy()[-MA_WINDOW:].mean()),
+        "strength": float(s.mean()),
+        "max_strength": float(s.max()),
+        "final_strength": float(s[-1]),
+        "sample_efficiency": efficiency(s, frames),
+        "training_efficiency": efficiency(s, opt_steps),
+        "stability": stability(s),
+    }
+    local = {
+        "frame": frames.tolist(),
+        "strength": s.tolist(),
+        "sample_efficiency": _cum_efficiency(s, frames).tolist(),
+        "training_efficiency": _cum_efficiency(s, opt_steps).tolist(),
+    }
+    return {"scalar": _clean(scalar), "local": local}
+
+
+def _cum_efficiency(s: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = np.cumsum(np.where(steps > 0, s / np.where(steps > 0, steps, 1), 0.0))
+        return num / np.cumsum(s)
+
+
+def trial_metrics(session_dfs: list[pd.DataFrame], session_scalars: list[dict], random_baseline: float) -> dict:
+    """Means of the session metrics plus consistency, IQM and a bootstrap CI of the final return."""
+    from looplab.analysis.statistics import bootstrap_ci, iqm
+
+    keys = ["total_reward_ma", "strength", "max_strength", "final_strength", "sample_efficiency",
+            "training_efficiency", "stability"]
+    scalar: dict = {"frame": int(session_scalars[0].get("frame", 0)) if session_scalars else 0}
+    for k in keys:
+        vals = [m.get(k, float("nan")) for m in session_scalars]
+        scalar[k] = float(np.nanmean(vals)) if any(v == v for v in vals) else float("nan")
+    series = [strength(df.dropna(subset=["total_reward"])["total_reward"].to_numpy(), random_baseline)
+              for df in session_dfs]
+    scalar["consistency"] = consistency([s for s in series if len(s)]) if any(len(s) for s in series) else float("nan")
+    finals = np.array([m.get("total_reward_ma", float("nan")) for m in session_scalars], dtype=float)
+    finals = finals[np.isfinite(finals)]
+    scalar["total_reward_ma_iqm"] = iqm(finals) if len(finals) else float("nan")
+    lo, hi = bootstrap_ci(finals) if len(finals) else (float("nan"), float("nan"))
+    scalar["total_reward_ma_ci_low"], scalar["total_reward_ma_ci_high"] = lo, hi
+    scalar["num_sessions"] = len(session_scalars)
+    return _clean(scalar)
+
+
+def _clean(d: dict) -> dict:
+    """JSON-safe: NaN/inf become None."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = None
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,85 @@
+"""The `looplab` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from looplab.errors import LoopLabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="LoopLab: a modular deep RL lab. Spec file -> experiment -> analysis -> record.")
+
+DEMO_FILE, DEMO_NAME = "demo.json", "ppo_cartpole"
+
+
+@app.callback()
+def _root() -> None:
+    """LoopLab: a modular deep RL lab. Spec file -> experiment -> analysis -> record."""
+
+
+@app.command()
+def run(
+    spec_file: Annotated[str, typer.Argument(help="spec file (JSON or YAML)")] = DEMO_FILE,
+    spec_name: Annotated[str, typer.Argument(help="name of a spec in the file")] = DEMO_NAME,
+    mode: Annotated[str, typer.Argument(help="dev | train | search | enjoy (train@RUN_DIR resumes)")] = "dev",
+    set_vars: Annotated[list[str] | None, typer.Option("-s", help="fill ${var} placeholders: var=value")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: dotted.path=value")] = None,
+    data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
+    from looplab.experiment.run import MODES, prepare, run_trial
+
+    base_mode = mode.split("@", 1)[0]
+    if base_mode not in MODES:
+        raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
+    if base_mode in ("search", "enjoy") or "@" in mode:
+        raise LoopLabError(f"mode '{mode}' is not available in this version of LoopLab; use dev or train")
+    raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
+    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet)
+    _print_summary(paths, metrics)
+
+
+def _print_summary(paths, metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"trial metrics: {paths.prename(0)}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("frame", "total_reward_ma", "total_reward_ma_iqm", "strength", "max_strength", "final_strength",
+                "sample_efficiency", "training_efficiency", "stability", "consistency"):
+        v = metrics.get(key)
+        table.add_row(key, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(table)
+    console.print(f"run folder: [bold]{paths.root}[/bold]")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except LoopLabError as e:
+        print(f"looplab: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("looplab: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            print(f"looplab: error: {e.format_message()}", file=sys.stderr)
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The three levels of a run: session (one seed), trial (sessions in parallel), experiment (search)."""

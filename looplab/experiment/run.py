@@ -1,0 +1,143 @@
+"""Resolve a spec for running (seed, git SHA, versions, command line) and run it in a mode."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from looplab import io
+from looplab.errors import LoopLabError
+from looplab.experiment.logs import setup_logging
+from looplab.experiment.paths import RunPaths, data_dir
+from looplab.experiment.seeds import root_seed, session_seed
+from looplab.spec import load_spec, parse_set, parse_vars, validate_spec
+
+log = logging.getLogger("looplab")
+SECRET_RE = re.compile(r"(token|secret|password|passwd|api_?key|credential)", re.I)
+MODES = ("dev", "train", "search", "enjoy")
+
+
+def git_info() -> tuple[str, bool | None]:
+    """SHA and dirty flag of the LoopLab code that runs (not of the user's working folder)."""
+    src = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown", None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("looplab", "torch", "gymnasium", "numpy", "pandas", "ale-py", "mujoco", "ray", "optuna"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def redacted_command(argv: list[str]) -> str:
+    """The command line with values of secret-looking keys hidden."""
+    out = []
+    for arg in argv:
+        key, sep, _ = arg.partition("=")
+        out.append(f"{key}=***" if sep and SECRET_RE.search(key) else arg)
+    return " ".join(["looplab", *out[1:]]) if out else "looplab"
+
+
+def scrub(obj: Any) -> Any:
+    """Drop secret-looking keys from a spec before it is saved."""
+    if isinstance(obj, dict):
+        return {k: ("***" if isinstance(k, str) and SECRET_RE.search(k) else scrub(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub(v) for v in obj]
+    return obj
+
+
+def prepare(spec_file: str, spec_name: str, set_vars: list[str] | None, overrides: list[str] | None,
+            check_env: bool = True) -> tuple[dict, Any, str]:
+    """Load, substitute, override and validate; returns (spec dict, Spec, file). Writes nothing."""
+    variables = parse_vars(set_vars)
+    sets = parse_set(overrides)
+    try:
+        raw, file = load_spec(spec_file, spec_name, variables, sets)
+    except LoopLabError as e:
+        raise e.located(spec_file, spec_name) if hasattr(e, "located") else e
+    spec = validate_spec(raw, file, spec_name, check_env=check_env)
+    return raw, spec, file
+
+
+def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0) -> dict:
+    """The spec as it will be saved: a chosen seed, git SHA, versions, session seeds, command line."""
+    out = copy.deepcopy(raw)
+    meta = out.setdefault("meta", {})
+    seed = root_seed(spec.meta.random_seed)
+    spec.meta.random_seed = seed
+    sha, dirty = git_info()
+    meta.update({
+        "random_seed": seed,
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "session_seeds": [session_seed(seed, trial, s) for s in range(num_sessions)],
+        "command": redacted_command(sys.argv),
+        "versions": versions(),
+    })
+    return scrub(out)
+
+
+def write_status(paths: RunPaths, **fields: Any) -> None:
+    path = paths.root / "run.json"
+    try:
+        status = io.read_json(path)
+    except (OSError, ValueError):
+        status = {}
+    status.update(fields)
+    io.write_json(path, status)
+
+
+def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, dict]:
+    """dev / train: one trial in a new run folder."""
+    from looplab.experiment.trial import Trial
+
+    num_sessions = 1 if mode == "dev" else spec.meta.max_session
+    resolved = resolve_meta(raw, spec, num_sessions)
+    paths = RunPaths.create(data_dir(data), spec.name)
+    resolved["meta"]["experiment_ts"] = paths.ts
+    setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
+    io.write_json(paths.root / f"{paths.prename()}_spec.json", resolved)
+    io.write_json(paths.root / f"{paths.prename(0)}_spec.json", {**resolved, "meta": {**resolved["meta"], "trial": 0}})
+    write_status(paths, status="running", mode=mode, spec_file=file, spec_name=spec.name,
+                 env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
+                 max_frame=spec.env.max_frame, pid=_pid())
+    spec_dict = json.loads(json.dumps(resolved))
+    t0 = time.time()
+    try:
+        metrics = Trial(spec, spec_dict, file, paths, 0, mode, quiet).run()
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                     wall_time=time.time() - t0)
+        raise
+    write_status(paths, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                 wall_time=time.time() - t0, total_reward_ma=metrics.get("total_reward_ma"),
+                 strength=metrics.get("strength"), frame=metrics.get("frame"))
+    return paths, metrics
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()

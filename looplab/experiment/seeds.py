@@ -1,0 +1,34 @@
+"""Seeds: one root seed per run (`meta.random_seed`), one derived seed per (trial, session)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+
+import numpy as np
+import torch
+
+
+def root_seed(given: int | None) -> int:
+    return int(given) if given is not None else secrets.randbelow(2**31 - 1)
+
+
+def session_seed(root: int, trial: int, session: int) -> int:
+    """Deterministic and well spread: SeedSequence of (root, trial, session)."""
+    return int(np.random.SeedSequence([root, trial, session]).generate_state(1)[0] % (2**31 - 1))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(d: dict) -> None:
+    random.setstate(d["python"])
+    np.random.set_state(d["numpy"])
+    torch.set_rng_state(d["torch"])

@@ -1,0 +1,93 @@
+"""Trial: `max_session` sessions that differ only in seed, in parallel processes, then aggregated."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pandas as pd
+import torch
+
+from looplab import io
+from looplab.analysis.baseline import random_baseline
+from looplab.analysis.graphs import trial_graphs
+from looplab.analysis.metrics import trial_metrics
+from looplab.env.make import env_kwargs
+from looplab.experiment.paths import RunPaths
+from looplab.experiment.progress import ProgressView
+from looplab.experiment.seeds import session_seed
+from looplab.experiment.session import run_session, session_worker
+
+log = logging.getLogger("looplab")
+
+
+class Trial:
+    def __init__(self, spec: Any, spec_dict: dict, spec_file: str, paths: RunPaths, trial: int, mode: str,
+                 quiet: bool = False):
+        self.spec = spec
+        self.spec_dict = spec_dict
+        self.spec_file = spec_file
+        self.paths = paths
+        self.index = trial
+        self.mode = mode
+        self.quiet = quiet
+        self.num_sessions = 1 if mode == "dev" else spec.meta.max_session
+        root = spec.meta.random_seed
+        self.seeds = [session_seed(root, trial, s) for s in range(self.num_sessions)]
+
+    def run(self) -> dict:
+        spec = self.spec
+        baseline = random_baseline(spec.env.name, env_kwargs(spec.env))
+        log.info("trial %s: %d session(s), seeds %s, random baseline %.2f", self.paths.prename(self.index),
+                 self.num_sessions, self.seeds, baseline)
+        view = ProgressView(self.num_sessions, spec.env.max_frame, enabled=not self.quiet)
+        with view:
+            if self.num_sessions == 1:
+                torch.set_num_threads(1)  # one intra-op thread is faster for RL-sized nets
+                scalars = [run_session(spec, self.paths, self.index, 0, self.seeds[0], self.mode, view.update,
+                                       baseline)]
+            else:
+                scalars = self._run_parallel(view, baseline)
+        return self.analyze(scalars, baseline)
+
+    def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
+        ctx = mp.get_context("spawn")
+        workers = min(self.num_sessions, os.cpu_count() or 1)
+        with ctx.Manager() as manager:
+            queue = manager.Queue()
+            pump = threading.Thread(target=_pump, args=(queue, view), daemon=True)
+            pump.start()
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = [
+                    pool.submit(session_worker, self.spec_dict, self.spec_file, str(self.paths.root),
+                                self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
+                                str(self.paths.log_file(self.index, s)))
+                    for s in range(self.num_sessions)
+                ]
+                results = [f.result() for f in futures]
+            queue.put(None)
+            pump.join(timeout=5)
+        return results
+
+    def analyze(self, scalars: list[dict], baseline: float) -> dict:
+        dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in range(self.num_sessions)]
+        metrics = trial_metrics(dfs, scalars, baseline)
+        metrics["random_baseline"] = baseline
+        io.write_json(self.paths.root / f"{self.paths.prename(self.index)}_trial_metrics_scalar.json", metrics)
+        io.write_json(self.paths.file("info", self.index, None, "trial_metrics_scalar.json"), metrics)
+        io.write_json(self.paths.file("info", self.index, None, "trial_metrics.json"),
+                      {"scalar": metrics, "sessions": scalars})
+        trial_graphs(self.paths, self.index, self.num_sessions)
+        return metrics
+
+
+def _pump(queue: Any, view: ProgressView) -> None:
+    while True:
+        item = queue.get()
+        if item is None:
+            return
+        view.update(item)

@@ -1,0 +1,78 @@
+"""Atomic file writes: a temp file in the same folder, fsync, then rename over the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from looplab.errors import LoopLabError
+
+
+class WriteError(LoopLabError):
+    """A file could not be written (disk full, permissions); the previous version is intact."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Write `path` atomically with the `write(fileobj)` callback."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default) + "\n"))
+
+
+def write_csv(path: str | os.PathLike, df: Any) -> None:
+    """Write a pandas DataFrame as CSV atomically."""
+    atomic_write(path, lambda f: df.to_csv(f, index=False))
+
+
+def torch_save(path: str | os.PathLike, obj: Any) -> None:
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+def torch_load(path: str | os.PathLike) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

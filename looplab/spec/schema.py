@@ -1,0 +1,240 @@
+"""The strict, typed spec schema.
+
+Top-level sections are pydantic models here. `agent.algorithm`, `agent.net` and `agent.memory` are
+validated by the config model of the component their `name`/`type` selects in the registries, so a
+new algorithm, net or memory brings its own keys with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from looplab.errors import SpecError, did_you_mean
+
+
+def _to_count(v: Any) -> Any:
+    """Accept 1e6, 1000000.0 and '1e6' for counts (SLM Lab casts them), reject bools and fractions."""
+    if isinstance(v, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got '{v}'") from None
+    if isinstance(v, float):
+        if not math.isfinite(v) or not v.is_integer():
+            raise ValueError(f"must be a whole number, got {v}")
+        return int(v)
+    return v
+
+
+Count = Annotated[int, BeforeValidator(_to_count)]
+PositiveCount = Annotated[int, BeforeValidator(_to_count), Field(gt=0)]
+NonNegCount = Annotated[int, BeforeValidator(_to_count), Field(ge=0)]
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, types are strict (ints pass as floats)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=False)
+
+
+class Open(Strict):
+    """A section whose extra keys are passed on (e.g. optimizer kwargs)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+
+
+class ScheduleSpec(Strict):
+    """A value schedule (`explore_var_spec`, `entropy_coef_spec`, `clip_eps_spec`); steps are env frames."""
+
+    name: str
+    start_val: float
+    end_val: float | None = None
+    start_step: NonNegCount = 0
+    end_step: NonNegCount = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from looplab.agent.schedule import SCHEDULES
+
+        if v not in SCHEDULES:
+            raise ValueError(f"unknown schedule '{v}'{did_you_mean(v, SCHEDULES)}; known: {', '.join(SCHEDULES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _steps(self) -> ScheduleSpec:
+        if self.end_val is None:
+            self.end_val = self.start_val
+        if self.end_step < self.start_step:
+            raise ValueError("end_step must not be before start_step")
+        return self
+
+
+class ClassSpec(Open):
+    """`{name, **kwargs}` naming a torch class (optimizer, loss, lr scheduler)."""
+
+    name: str
+
+
+class EnvSpec(Open):
+    """`env`: keys LoopLab consumes; any other key is passed to `gymnasium.make`."""
+
+    name: str
+    max_frame: PositiveCount
+    num_envs: PositiveCount = 1
+    max_t: Count | None = None
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    clip_obs: float | None = None
+    clip_reward: float | list[float] | None = None
+    vectorization_mode: Literal["sync", "async", "auto"] = "auto"
+    frame_stack: PositiveCount | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _env_known(cls, v: str) -> str:
+        from looplab.env.make import check_env_id
+
+        check_env_id(v)
+        return v
+
+
+class MetaSpec(Strict):
+    """`meta`: run settings. Keys after `random_seed` are written by LoopLab into saved specs."""
+
+    max_session: PositiveCount
+    max_trial: PositiveCount | None = 1
+    distributed: bool | str = False
+    log_frequency: PositiveCount = 10000
+    eval_frequency: PositiveCount = 10000
+    rigorous_eval: Count | bool = 0
+    search_resources: dict[str, float] | None = None
+    search_scheduler: dict[str, Any] | None = None
+    num_cpus: Count | None = None
+    num_gpus: Count | float | None = None
+    tensorboard: bool = True
+    max_nonfinite: PositiveCount = 20
+    random_seed: Count | None = None
+    # written by LoopLab into the resolved spec
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    session_seeds: list[int] | None = None
+    experiment_ts: str | None = None
+    command: str | None = None
+    versions: dict[str, str] | None = None
+    trial: Count | None = None
+    experiment: Count | None = None
+    resume: bool | None = None
+
+    @field_validator("distributed")
+    @classmethod
+    def _distributed(cls, v: Any) -> Any:
+        if v not in (False, "false"):
+            raise ValueError("distributed (Hogwild) training is not supported; set it to false")
+        return False
+
+
+class AgentSpec(Strict):
+    name: str = "agent"
+    algorithm: dict[str, Any]
+    memory: dict[str, Any]
+    net: dict[str, Any] | None = None
+    critic_net: dict[str, Any] | None = None
+
+
+class Spec(Strict):
+    """A whole validated spec. Component sections are their registry's config models."""
+
+    name: str
+    agent: AgentSpec
+    env: EnvSpec
+    meta: MetaSpec
+    search: dict[str, Any] | None = None
+    # the component configs, filled by validate_spec
+    algorithm: Any = Field(default=None, exclude=True)
+    net: Any = Field(default=None, exclude=True)
+    critic_net: Any = Field(default=None, exclude=True)
+    memory: Any = Field(default=None, exclude=True)
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """Names of the fields of the model found at `loc` (for 'did you mean')."""
+    for key in loc:
+        if model is None or not isinstance(key, str) or key not in model.model_fields:
+            break
+        ann = model.model_fields[key].annotation
+        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = candidates[0] if candidates else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _format_error(err: dict, model: type[BaseModel]) -> tuple[str, str]:
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        hint = did_you_mean(str(loc[-1]), _fields_at(model, loc[:-1]))
+        return path, f"unknown key{hint}"
+    if kind == "missing":
+        return path, "required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind.endswith("_type") or kind in ("int_from_float", "is_instance_of"):
+        got = err.get("input")
+        msg = f"{msg} (got {type(got).__name__} {got!r:.40})"
+    return path, msg
+
+
+def validate_model(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """Validate `data` with `model`; the first error becomes a SpecError with its key path."""
+    if not isinstance(data, dict):
+        raise SpecError(f"must be a mapping, got {type(data).__name__}", path=prefix or None)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        path, msg = _format_error(e.errors()[0], model)
+        raise SpecError(msg, path=".".join(p for p in (prefix, path) if p)) from None
+    except SpecError as e:
+        raise e from None
+
+
+def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = None, check_env: bool = True) -> Spec:
+    """Validate a loaded spec dict into a `Spec` with typed component configs."""
+    from looplab.registry import ALGORITHMS, MEMORIES, NETS
+
+    spec_name = spec_name or raw.get("name")
+    try:
+        raw = dict(raw)
+        raw.setdefault("name", spec_name)
+        for key in ("agent", "env", "meta"):
+            if key not in raw:
+                raise SpecError("required key is missing", path=key)
+        spec = validate_model(Spec, raw)
+        agent = spec.agent
+        algo_cls = ALGORITHMS.get(agent.algorithm.get("name"))
+        spec.algorithm = validate_model(algo_cls.Config, agent.algorithm, "agent.algorithm")
+        mem_cls = MEMORIES.get(agent.memory.get("name"))
+        spec.memory = validate_model(mem_cls.Config, agent.memory, "agent.memory")
+        if agent.net is not None:
+            net_cls = NETS.get(agent.net.get("type"))
+            spec.net = validate_model(net_cls.Config, agent.net, "agent.net")
+        if agent.critic_net is not None:
+            NETS.spec_key = "agent.critic_net.type"
+            try:
+                crit_cls = NETS.get(agent.critic_net.get("type"))
+            finally:
+                NETS.spec_key = "agent.net.type"
+            spec.critic_net = validate_model(crit_cls.Config, agent.critic_net, "agent.critic_net")
+        if check_env:
+            from looplab.env.make import probe_env
+
+            algo_cls.check_spec(spec, probe_env(spec))
+    except SpecError as e:
+        raise e.located(file, spec_name) from None
+    return spec
