@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/looplab run
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lint: install
 	$(BIN)/ruff check looplab tests bench

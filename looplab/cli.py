@@ -36,14 +36,30 @@ def run(
     base_mode = mode.split("@", 1)[0]
     if base_mode not in MODES:
         raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
-    if base_mode in ("search", "enjoy") or "@" in mode:
-        raise LoopLabError(f"mode '{mode}' is not available in this version of LoopLab; use dev or train")
+    target = mode.split("@", 1)[1] if "@" in mode else None
+    if base_mode == "search":
+        from looplab.experiment.search import run_search
+
+        run_search(spec_file, spec_name, set_vars, overrides, data, quiet, resume=target)
+        return
+    if base_mode == "enjoy":
+        from looplab.experiment.enjoy import run_enjoy
+
+        run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet)
+        return
+    if target is not None:
+        if base_mode != "train":
+            raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
+        from looplab.experiment.resume import run_resume
+
+        run_resume(spec_file, spec_name, target, data, quiet)
+        return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
     paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet)
-    _print_summary(paths, metrics)
+    print_summary(paths, metrics)
 
 
-def _print_summary(paths, metrics: dict) -> None:
+def print_summary(paths, metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated data folder and cache, and a way to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SPECS = ROOT.parent / "shared" / "slm_lab_specs"
+TEST_SPECS = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache (random baselines) unless it asks otherwise; no stray data/."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("LOOPLAB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("LOOPLAB_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-default"))
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+def run_cli(*args: str, data_dir: Path | None = None, timeout: float = 300, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+    """Run `looplab ARGS` in a subprocess; returns the completed process (text output)."""
+    cmd = [sys.executable, "-m", "looplab.cli", *args]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    full_env = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"looplab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def only_run(data_dir: Path) -> Path:
+    runs = [p for p in data_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
