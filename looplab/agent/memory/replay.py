@@ -1,0 +1,118 @@
+"""Replay: a preallocated circular buffer of per-env transitions with uniform, vectorized sampling.
+
+A vector step of N envs is written as N consecutive transitions. The memory is ready to train once
+more than `training_start_step` transitions were seen and `training_frequency` more frames (transitions)
+arrived since the last training call (SLM Lab's readiness, counted in frames for any num_envs).
+`use_cer` (combined experience replay, Zhang & Sutton 2017) puts the newest vector step into every batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype
+from looplab.registry import MEMORIES
+from looplab.spec.schema import PositiveCount
+
+
+class ReplayConfig(MemoryConfig):
+    batch_size: PositiveCount
+    max_size: PositiveCount
+    use_cer: bool = False
+
+
+@MEMORIES.register("Replay")
+class Replay(Memory):
+    """Circular [max_size, ...] arrays; `sample()` returns a flat batch plus the sampled `indices`."""
+
+    Config = ReplayConfig
+    # the stored fields; a subclass storing image frames once can drop "next_states" and override gather()
+    fields: tuple[str, ...] = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+
+    def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):
+        super().__init__(config, env_info, algorithm)
+        self.batch_size = int(config.batch_size)
+        self.max_size = max(int(config.max_size), self.num_envs)
+        self.use_cer = config.use_cer
+        self.training_start_step = int(getattr(algorithm, "training_start_step", None) or self.batch_size)
+        self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
+        s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
+        a_shape, a_dtype = action_spec(env_info)
+        shapes = {"states": (s_shape, s_dtype), "next_states": (s_shape, s_dtype), "actions": (a_shape, a_dtype),
+                  "rewards": ((), np.float32), "terminateds": ((), np.float32), "truncateds": ((), np.float32)}
+        for k in self.fields:
+            shape, dtype = shapes[k]
+            setattr(self, k, np.zeros((self.max_size, *shape), dtype=dtype))
+        self.head = 0  # next slot to write
+        self.size = 0  # filled slots
+        self.seen_size = 0  # transitions ever added
+        self.since_train = 0
+        self._ready = False
+        self._slots = np.arange(self.num_envs)
+        self.latest = np.arange(self.num_envs)  # slots of the newest vector step
+        self.rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))
+
+    # ---- storing ------------------------------------------------------------------------------
+    def add(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
+            terminated: np.ndarray, truncated: np.ndarray) -> None:
+        idx = self.head + self._slots
+        if idx[-1] >= self.max_size:
+            idx = idx % self.max_size
+        self.write(idx, state=state, action=action, reward=reward, next_state=next_state, terminated=terminated,
+                   truncated=truncated)
+        n = self.num_envs
+        self.latest = idx
+        self.head = (self.head + n) % self.max_size
+        self.size = min(self.size + n, self.max_size)
+        self.seen_size += n
+        self.since_train += n
+        self._ready = self.seen_size > self.training_start_step and self.since_train >= self.training_frequency
+        if self._ready:
+            self.since_train = 0
+
+    def write(self, idx: np.ndarray, **step: np.ndarray) -> None:
+        self.states[idx] = step["state"]
+        self.actions[idx] = step["action"]
+        self.rewards[idx] = step["reward"]
+        self.next_states[idx] = step["next_state"]
+        self.terminateds[idx] = step["terminated"]
+        self.truncateds[idx] = step["truncated"]
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def sample_indices(self, batch_size: int) -> np.ndarray:
+        idx = self.rng.integers(0, self.size, size=batch_size)
+        if self.use_cer:
+            k = min(len(self.latest), batch_size)
+            idx[batch_size - k:] = self.latest[:k]
+        return idx
+
+    def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k)[idx] for k in self.fields}
+
+    def sample(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        idx = self.sample_indices(batch_size or self.batch_size)
+        batch = self.gather(idx)
+        batch["indices"] = idx
+        return batch
+
+    # ---- checkpoint ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        n = self.size
+        return {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
+                "ready": self._ready, "latest": self.latest.copy(), "rng": self.rng.bit_generator.state,
+                **{k: getattr(self, k)[:n].copy() for k in self.fields}}
+
+    def load_state_dict(self, d: dict) -> None:
+        n = int(d["size"])
+        for k in self.fields:
+            getattr(self, k)[:n] = d[k]
+        self.head, self.size, self.seen_size = int(d["head"]), n, int(d["seen_size"])
+        self.since_train, self._ready = int(d["since_train"]), bool(d["ready"])
+        self.latest = np.asarray(d["latest"])
+        self.rng.bit_generator.state = d["rng"]

@@ -1,0 +1,89 @@
+"""Replay: circular writes of vector steps, readiness, uniform and CER sampling, checkpoint round trip."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+
+from looplab.agent.memory.replay import Replay, ReplayConfig
+from looplab.env.make import EnvInfo
+
+
+def make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=False, start=None, freq=None, obs_dtype=np.float32):
+    info = EnvInfo("test", num_envs, gym.spaces.Box(0, 255, (3,), dtype=obs_dtype), gym.spaces.Discrete(2))
+    cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer)
+    algo = SimpleNamespace(training_start_step=start, training_frequency=freq)
+    return Replay(cfg, info, algo)
+
+
+def add_steps(mem, n, start=0):
+    N = mem.num_envs
+    for t in range(start, start + n):
+        s = np.full((N, 3), t, dtype=np.float32) + np.arange(N)[:, None] * 0.1
+        mem.add(s, np.full(N, t % 2), np.full(N, float(t)), s + 1, np.zeros(N), np.zeros(N))
+
+
+def test_circular_write_keeps_newest_per_env_transitions():
+    mem = make_replay(num_envs=2, max_size=6)
+    add_steps(mem, 4)  # 8 transitions into 6 slots
+    assert mem.size == 6 and mem.seen_size == 8 and mem.head == 2
+    assert sorted(mem.rewards.tolist()) == [1, 1, 2, 2, 3, 3]
+    # slots 0,1 hold step 3 (env 0 and env 1)
+    np.testing.assert_allclose(mem.states[0:2, 0], [3.0, 3.1], rtol=1e-6)
+    np.testing.assert_allclose(mem.next_states[0:2, 0], [4.0, 4.1], rtol=1e-6)
+
+
+def test_states_float32_images_uint8():
+    assert make_replay().states.dtype == np.float32
+    assert make_replay(obs_dtype=np.uint8).states.dtype == np.uint8
+
+
+def test_ready_after_start_step_and_every_training_frequency_frames():
+    mem = make_replay(num_envs=2, max_size=100, batch_size=4, start=5, freq=4)
+    ready = []
+    for t in range(8):
+        add_steps(mem, 1, t)
+        ready.append(mem.ready)
+    # seen 2,4,6,...: first > 5 at 6 (6 frames since start >= 4), then every 4 frames = 2 vector steps
+    assert ready == [False, False, True, False, True, False, True, False]
+
+
+def test_default_start_step_is_batch_size():
+    mem = make_replay(num_envs=1, max_size=100, batch_size=4)
+    add_steps(mem, 4)
+    assert not mem.ready
+    add_steps(mem, 1, 4)
+    assert mem.ready
+
+
+def test_uniform_sampling_covers_buffer_evenly():
+    mem = make_replay(num_envs=2, max_size=6, batch_size=6000)
+    add_steps(mem, 3)
+    batch = mem.sample()
+    counts = np.bincount(batch["indices"], minlength=6) / 6000
+    np.testing.assert_allclose(counts, 1 / 6, atol=0.02)
+    np.testing.assert_array_equal(batch["rewards"], mem.rewards[batch["indices"]])
+    assert batch["states"].shape == (6000, 3)
+
+
+def test_cer_puts_newest_vector_step_in_batch():
+    mem = make_replay(num_envs=2, max_size=50, batch_size=8, use_cer=True)
+    add_steps(mem, 10)
+    for _ in range(5):
+        batch = mem.sample()
+        assert set(batch["rewards"][-2:].tolist()) == {9.0}
+        np.testing.assert_array_equal(batch["indices"][-2:], [18, 19])
+
+
+def test_state_dict_round_trip_reproduces_samples():
+    mem = make_replay(num_envs=2, max_size=6, batch_size=5)
+    add_steps(mem, 5)
+    d = mem.state_dict()
+    other = make_replay(num_envs=2, max_size=6, batch_size=5)
+    other.load_state_dict(d)
+    a, b = mem.sample(), other.sample()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert (other.head, other.size, other.seen_size) == (mem.head, mem.size, mem.seen_size)
