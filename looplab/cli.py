@@ -72,7 +72,7 @@ def print_summary(paths, metrics: dict) -> None:
         v = metrics.get(key)
         table.add_row(key, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(table)
-    console.print(f"run folder: [bold]{paths.root}[/bold]")
+    print(f"run folder: {paths.root}")  # plain print: never wrapped, easy to copy
 
 
 def main() -> None:
