@@ -14,12 +14,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from looplab.env.wrappers import (
+    ATARI_VECTOR_ONLY_KEYS,
+    ObsNormalizer,
+    RewardNormalizer,
+    atari_preprocess,
+    clip_bounds,
+    game_over,
+    is_atari,
+)
 from looplab.errors import SpecError
 
 # keys of `env` that LoopLab consumes; every other key goes to gymnasium.make
 RESERVED_KEYS = {
     "name", "max_frame", "num_envs", "max_t", "normalize_obs", "normalize_reward", "clip_obs",
-    "clip_reward", "vectorization_mode", "frame_stack", "device", "reward_scale",
+    "clip_reward", "vectorization_mode", "frame_stack", "device", "reward_scale", "scale_obs",
 }
 _CHEAP_FAMILIES = ("classic_control", "box2d", "toy_text")
 
@@ -29,6 +38,14 @@ def _register_families(env_id: str) -> None:
         import ale_py
 
         gym.register_envs(ale_py)
+
+
+def _native_atari() -> bool:
+    try:
+        from ale_py.vector_env import AtariVectorEnv  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def check_env_id(env_id: str) -> None:
@@ -66,6 +83,7 @@ class EnvInfo:
     num_envs: int
     observation_space: gym.Space
     action_space: gym.Space
+    scale_obs: bool = False  # uint8 images are divided by 255 before the net (env key `scale_obs`)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -95,7 +113,11 @@ class EnvInfo:
 def _single_env_fn(env_id: str, kwargs: dict, render_mode: str | None = None):
     def make() -> gym.Env:
         _register_families(env_id)
-        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+        atari = is_atari(env_id)
+        make_kwargs = {k: v for k, v in kwargs.items() if not (atari and k in ATARI_VECTOR_ONLY_KEYS)}
+        env = gym.make(env_id, render_mode=render_mode, **make_kwargs)
+        if atari:
+            env = atari_preprocess(env)
         space = env.action_space
         if isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
             if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
@@ -134,32 +156,65 @@ class Env:
         self.num_envs = env_spec.num_envs
         self.max_frame = env_spec.max_frame
         self.seed = seed
-        fns = [_single_env_fn(self.name, env_kwargs(env_spec), render_mode) for _ in range(self.num_envs)]
+        kwargs = env_kwargs(env_spec)
+        self.atari = is_atari(self.name)
         mode = env_spec.vectorization_mode
+        if mode == "auto" and self.atari and render_mode is None and _native_atari():
+            mode = "vector_entry_point"
         if mode == "auto":
             family = gym.spec(self.name).entry_point
             cheap = isinstance(family, str) and any(f in family for f in _CHEAP_FAMILIES)
             mode = "sync" if cheap or self.num_envs < 8 else "async"
-        cls = gym.vector.SyncVectorEnv if mode == "sync" else gym.vector.AsyncVectorEnv
         try:
-            self.venv = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            if mode == "vector_entry_point":
+                _register_families(self.name)
+                # ale-py's native vector env: preprocessing in C++ threads; rewards stay raw (clipped below)
+                self.venv = gym.make_vec(self.name, num_envs=self.num_envs, vectorization_mode=mode,
+                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+                                         **{"reward_clipping": False, **kwargs})
+            else:
+                fns = [_single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
+                cls = gym.vector.SyncVectorEnv if mode == "sync" else gym.vector.AsyncVectorEnv
+                self.venv = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         except Exception as e:
             raise _make_error(e, self.name) from None
         self.single_observation_space = self.venv.single_observation_space
         self.single_action_space = self.venv.single_action_space
-        self.info = EnvInfo(self.name, self.num_envs, self.single_observation_space, self.single_action_space)
         self.venv.action_space.seed(seed)
         self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
         self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
         self.returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
         self._seeded = False
+        self._lives: np.ndarray | None = None
+        # learning-side transforms; returns above are always tracked on raw rewards
+        self.scale_obs = bool(getattr(env_spec, "scale_obs", None) or (env_spec.model_extra or {}).get("scale_obs"))
+        obs_shape = tuple(self.single_observation_space.shape or ())
+        self.obs_norm = ObsNormalizer(obs_shape) if env_spec.normalize_obs else None
+        gamma = float(getattr(spec.algorithm, "gamma", 0.99) if spec.algorithm is not None else 0.99)
+        self.reward_norm = RewardNormalizer(self.num_envs, gamma) if env_spec.normalize_reward else None
+        self.clip_obs = clip_bounds(env_spec.clip_obs if env_spec.clip_obs is not None
+                                    else (10.0 if env_spec.normalize_obs else None))
+        clip_reward = env_spec.clip_reward if env_spec.clip_reward is not None else (
+            10.0 if env_spec.normalize_reward else None)
+        # Atari learns on rewards clipped to [-1, 1] (Mnih et al. 2015) unless the spec says otherwise
+        self.clip_reward = clip_bounds(clip_reward if clip_reward is not None else (1.0 if self.atari else None))
+        self.info = EnvInfo(self.name, self.num_envs, self.single_observation_space, self.single_action_space,
+                            self.scale_obs)
 
     def reset(self) -> np.ndarray:
-        obs, _ = self.venv.reset(seed=None if self._seeded else self.seed)
+        obs, info = self.venv.reset(seed=None if self._seeded else self.seed)
         self._seeded = True
         self._ep_return[:] = 0.0
         self._ep_len[:] = 0
+        self._lives = np.asarray(info["lives"]).copy() if "lives" in info else None
+        return self._obs(obs)
+
+    def _obs(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs, update)
+        if self.clip_obs is not None:
+            obs = np.clip(obs, *self.clip_obs)
         return obs
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -178,16 +233,47 @@ class Env:
             final = info["final_obs"]
             for i in np.flatnonzero(done):
                 next_state[i] = final[i]
+            # an Atari episode under life_loss_info is one life; returns are reported per whole game
+            lives = np.asarray(info["lives"]) if "lives" in info else None
+            ended = game_over(terminated, truncated, lives, self._lives)
+            for i in np.flatnonzero(ended):
                 self.returns.append(float(self._ep_return[i]))
                 self.episodes += 1
-            self._ep_return[done] = 0.0
-            self._ep_len[done] = 0
+            self._ep_return[ended] = 0.0
+            self._ep_len[ended] = 0
+        if "lives" in info:
+            self._lives = np.asarray(info["lives"]).copy()
+        if self.obs_norm is not None or self.clip_obs is not None:
+            same = next_state is obs
+            obs = self._obs(obs)
+            next_state = obs if same else self._obs(next_state, update=False)
+        if self.reward_norm is not None:
+            reward = self.reward_norm(reward, done)
+        if self.clip_reward is not None:
+            reward = np.clip(reward, *self.clip_reward)
         return obs, reward, terminated, truncated, next_state
 
     @property
     def total_reward(self) -> float:
         """Mean raw return of the last <=100 finished episodes (NaN before the first)."""
         return float(np.mean(self.returns)) if self.returns else float("nan")
+
+    def state_dict(self) -> dict:
+        """Normalizer statistics (what a checkpoint must restore for the agent to see the same inputs)."""
+        return {"obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
+                "reward_norm": self.reward_norm.state_dict() if self.reward_norm is not None else None}
+
+    def load_state_dict(self, d: dict) -> None:
+        if self.obs_norm is not None and d.get("obs_norm") is not None:
+            self.obs_norm.load_state_dict(d["obs_norm"])
+        if self.reward_norm is not None and d.get("reward_norm") is not None:
+            self.reward_norm.load_state_dict(d["reward_norm"])
+
+    def freeze(self) -> None:
+        """Stop updating normalizer statistics (enjoy / evaluation)."""
+        for norm in (self.obs_norm, self.reward_norm):
+            if norm is not None:
+                norm.update = False
 
     def sample_actions(self) -> np.ndarray:
         return self.venv.action_space.sample()

@@ -94,7 +94,7 @@ class EnvSpec(Open):
     normalize_reward: bool = False
     clip_obs: float | None = None
     clip_reward: float | list[float] | None = None
-    vectorization_mode: Literal["sync", "async", "auto"] = "auto"
+    vectorization_mode: Literal["sync", "async", "auto", "vector_entry_point"] = "auto"
     frame_stack: PositiveCount | None = None
 
     @field_validator("name")

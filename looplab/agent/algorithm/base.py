@@ -13,7 +13,7 @@ import torch
 from pydantic import field_validator
 
 from looplab.agent.net.base import Optimizer, resolve_device
-from looplab.agent.policy import POLICIES, PDTYPES, make_pd, resolve_pdtype
+from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
 from looplab.agent.schedule import Schedule
 from looplab.errors import SpecError, did_you_mean
 from looplab.registry import MEMORIES
@@ -110,6 +110,9 @@ class Algorithm:
 
     # ---- helpers ------------------------------------------------------------------------------
     def to_tensor(self, x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if getattr(x, "dtype", None) == np.uint8 and getattr(self.env_info, "scale_obs", False):
+            # env key scale_obs: images stay uint8 in env and memory, scaled to [0, 1] for the net
+            return torch.as_tensor(x, device=self.device).to(dtype) / 255.0
         return torch.as_tensor(x, dtype=dtype, device=self.device)
 
     def to_env_action(self, action: torch.Tensor) -> np.ndarray:
