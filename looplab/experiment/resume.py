@@ -1,7 +1,99 @@
-"""Mode 'resume' (not yet available)."""
+"""`train@RUN_DIR` / `train@latest`: continue every session of a run from its last checkpoint.
 
+The run continues in its own folder with the spec it saved (seed included), not a fresh one, so a
+run killed at any moment and resumed ends with the same session dataframes as one never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from looplab import io
 from looplab.errors import LoopLabError
+from looplab.experiment.logs import setup_logging
+from looplab.experiment.paths import RunPaths, data_dir
+
+log = logging.getLogger("looplab")
+TS_RE = r"\d{4}_\d{2}_\d{2}_\d{6}(?:_(\d+))?"
 
 
-def run_resume(*args, **kwargs):
-    raise LoopLabError("mode 'resume' is not available in this version of LoopLab; use dev or train")
+def latest_run(data: Path, spec_name: str) -> Path:
+    """The newest run folder of `spec_name` in `data` (by its timestamp, then its same-second suffix)."""
+    pattern = re.compile(rf"^{re.escape(spec_name)}_({TS_RE})$")
+    found = []
+    for p in data.glob(f"{spec_name}_*") if data.is_dir() else []:
+        m = pattern.match(p.name)
+        if m and p.is_dir():
+            found.append((p.name[len(spec_name) + 1:len(spec_name) + 18], int(m.group(2) or 0), p))
+    if not found:
+        raise LoopLabError(f"train@latest: no run folder of spec '{spec_name}' in {data}")
+    return max(found)[2]
+
+
+def run_name(root: Path) -> str:
+    """The spec name a run folder was made for (from run.json, else from the folder name)."""
+    try:
+        name = io.read_json(root / "run.json").get("spec_name")
+    except (OSError, ValueError):
+        name = None
+    if name:
+        return str(name)
+    m = re.match(rf"^(.+)_{TS_RE}$", root.name)
+    if not m:
+        raise LoopLabError(f"{root} is not a LoopLab run folder (expected NAME_YYYY_MM_DD_HHMMSS)")
+    return m.group(1)
+
+
+def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
+    root = latest_run(data_dir(data), spec_name) if target == "latest" else Path(target)
+    if not root.is_dir():
+        raise LoopLabError(f"run folder not found: {target}")
+    name = run_name(root)
+    if not (root / f"{name}_spec.json").is_file():
+        raise LoopLabError(f"{root} has no saved spec {name}_spec.json: not a LoopLab run folder")
+    if name != spec_name and not name.startswith(f"{spec_name}_"):
+        raise LoopLabError(f"run folder {root} is a run of spec '{name}', not '{spec_name}'")
+    return root, name
+
+
+def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
+    """The saved resolved spec (raw dict and validated), and run.json."""
+    from looplab.spec import validate_spec
+
+    spec_path = root / f"{name}_spec.json"
+    try:
+        raw = io.read_json(spec_path)
+    except (OSError, ValueError) as e:
+        raise LoopLabError(f"cannot read {spec_path}: {e}") from None
+    spec = validate_spec(raw, str(spec_path), name, check_env=False)
+    try:
+        status = io.read_json(root / "run.json")
+    except (OSError, ValueError):
+        status = {}
+    return raw, spec, status
+
+
+def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> None:
+    """Continue the run `target` (a folder or 'latest') of `spec_name` in place."""
+    from looplab.cli import print_summary
+    from looplab.experiment.run import execute, write_status
+    from looplab.experiment.trial import Trial
+
+    root, name = find_run(target, spec_name, data)
+    raw, spec, status = load_run(root, name)
+    mode = status.get("mode", "train")
+    if mode not in ("dev", "train"):
+        raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
+    paths = RunPaths(root, name)
+    setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
+    log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
+             root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
+    write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
+                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None)
+    metrics = execute(paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True))
+    print_summary(paths, metrics)
+

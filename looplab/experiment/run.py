@@ -123,18 +123,49 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                  max_frame=spec.env.max_frame, pid=_pid())
     spec_dict = json.loads(json.dumps(resolved))
+    return paths, execute(paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet))
+
+
+def execute(paths: RunPaths, trial: Any) -> dict:
+    """Run a trial; SIGINT/SIGTERM stop it cleanly (final checkpoints, analysis, report, status)."""
+    from looplab.experiment.checkpoint import install_stop_handlers, restore_default_handlers
+
     t0 = time.time()
+    install_stop_handlers()
     try:
-        metrics = Trial(spec, spec_dict, file, paths, 0, mode, quiet).run()
+        metrics = trial.run()
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
                      wall_time=time.time() - t0)
+        if status == "interrupted":
+            write_report(paths)
         raise
+    finally:
+        restore_default_handlers()
     write_status(paths, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
                  wall_time=time.time() - t0, total_reward_ma=metrics.get("total_reward_ma"),
                  strength=metrics.get("strength"), frame=metrics.get("frame"))
-    return paths, metrics
+    write_report(paths)
+    return metrics
+
+
+def write_report(paths: RunPaths) -> None:
+    """The run report, where the analysis package provides one; a failure here never hides the stop."""
+    try:
+        from looplab.analysis import report as make  # type: ignore[attr-defined]
+    except ImportError:
+        try:
+            from looplab.analysis.commands import report as make
+        except ImportError:
+            return
+    make = getattr(make, "write_report", make)
+    if not callable(make):
+        return
+    try:
+        make(str(paths.root))
+    except Exception as e:
+        log.warning("report of %s failed: %s", paths.root, e)
 
 
 def _pid() -> int:

@@ -6,7 +6,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ from looplab.analysis.baseline import random_baseline
 from looplab.analysis.graphs import trial_graphs
 from looplab.analysis.metrics import trial_metrics
 from looplab.env.make import env_kwargs
+from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.seeds import session_seed
@@ -27,7 +28,7 @@ log = logging.getLogger("looplab")
 
 class Trial:
     def __init__(self, spec: Any, spec_dict: dict, spec_file: str, paths: RunPaths, trial: int, mode: str,
-                 quiet: bool = False):
+                 quiet: bool = False, resume: bool = False):
         self.spec = spec
         self.spec_dict = spec_dict
         self.spec_file = spec_file
@@ -35,6 +36,7 @@ class Trial:
         self.index = trial
         self.mode = mode
         self.quiet = quiet
+        self.resume = resume
         self.num_sessions = 1 if mode == "dev" else spec.meta.max_session
         root = spec.meta.random_seed
         self.seeds = [session_seed(root, trial, s) for s in range(self.num_sessions)]
@@ -49,10 +51,23 @@ class Trial:
             if self.num_sessions == 1:
                 torch.set_num_threads(1)  # one intra-op thread is faster for RL-sized nets
                 scalars = [run_session(spec, self.paths, self.index, 0, self.seeds[0], self.mode, view.update,
-                                       baseline)]
+                                       baseline, self.resume)]
             else:
                 scalars = self._run_parallel(view, baseline)
+        if STOP.signum:
+            self.analyze_done(scalars, baseline)
+            raise Interrupted(STOP.signum)
         return self.analyze(scalars, baseline)
+
+    def analyze_done(self, scalars: list[dict], baseline: float) -> None:
+        """After a stop: the analysis of the sessions that logged something; never masks the stop."""
+        done = [s for s in scalars if s]
+        if not done:
+            return
+        try:
+            self.analyze(scalars, baseline)
+        except Exception as e:  # partial data: report what failed, keep the interrupt's exit code
+            log.warning("trial %s: analysis of the interrupted trial failed: %s", self.paths.prename(self.index), e)
 
     def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
         ctx = mp.get_context("spawn")
@@ -65,16 +80,32 @@ class Trial:
                 futures = [
                     pool.submit(session_worker, self.spec_dict, self.spec_file, str(self.paths.root),
                                 self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
-                                str(self.paths.log_file(self.index, s)))
+                                str(self.paths.log_file(self.index, s)), self.resume)
                     for s in range(self.num_sessions)
                 ]
-                results = [f.result() for f in futures]
+                results = self._collect(pool, futures)
             queue.put(None)
             pump.join(timeout=5)
         return results
 
+    def _collect(self, pool: ProcessPoolExecutor, futures: list) -> list[dict]:
+        """Wait for the sessions; on SIGINT/SIGTERM forward it to them, drop queued ones, keep their results."""
+        # the executor keeps its worker processes private; their pids are what the signal goes to
+        STOP.forward = list(getattr(pool, "_processes", {}) or {})
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            STOP.forward = list(getattr(pool, "_processes", {}) or {})
+            if STOP.signum:
+                for f in pending:
+                    f.cancel()
+        STOP.forward = []
+        return [{} if f.cancelled() else f.result() for f in futures]
+
     def analyze(self, scalars: list[dict], baseline: float) -> dict:
-        dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in range(self.num_sessions)]
+        done = [s for s in range(self.num_sessions) if scalars[s]]
+        dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in done]
+        scalars = [scalars[s] for s in done]
         metrics = trial_metrics(dfs, scalars, baseline)
         metrics["random_baseline"] = baseline
         io.write_json(self.paths.root / f"{self.paths.prename(self.index)}_trial_metrics_scalar.json", metrics)

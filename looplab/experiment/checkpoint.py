@@ -1,0 +1,356 @@
+"""Full session checkpoints: everything a session needs to continue bit for bit, and clean stops.
+
+A checkpoint holds the algorithm's state (nets, optimizers with lr schedulers, memory contents,
+extra state), the clock, the session's tracker rows and best-so-far, every RNG (Python, NumPy's
+global, torch, every NumPy/torch generator held by the algorithm or its memory) and the env's
+state: each sub-env's wrapper chain (counters, normalizer statistics, `np_random`, spaces' RNGs),
+its unwrapped numeric state, and the observation the agent acts on next. It is loaded with
+`torch.load(weights_only=True)`, so NumPy arrays are stored as tensors and RNG states as primitives.
+
+An env whose physics cannot be captured (Box2D, for instance) is started at its next episode on
+resume, and the log says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from looplab import io
+from looplab.errors import LoopLabError
+
+log = logging.getLogger("looplab")
+VERSION = 1
+_NP = "__ndarray__"
+# attributes never walked into: links to other layers, configuration, rendering and big read-only tables
+_SKIP_ATTRS = {"env", "_env", "unwrapped", "spec", "_ext_spec", "metadata", "render_mode", "screen", "clock",
+               "window", "viewer", "renderer", "mujoco_renderer", "_np_random_seed", "model", "data", "fullpath",
+               "observation_space", "action_space", "_cached_spec", "frames"}
+_SPACE_ATTRS = ("observation_space", "action_space", "_observation_space", "_action_space")
+_PRIMITIVE = (bool, int, float, str, type(None))
+
+
+# ---- encoding for weights_only loading ------------------------------------------------------------
+def encode(obj: Any) -> Any:
+    """NumPy arrays/scalars and containers as tensors and primitives that `weights_only` loads."""
+    if isinstance(obj, np.ndarray):
+        arr = obj.astype(np.int64) if obj.dtype.kind == "u" and obj.dtype != np.uint8 else obj
+        return {_NP: torch.from_numpy(np.ascontiguousarray(arr).copy()), "dtype": obj.dtype.str}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, deque)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(encode(v) for v in obj)
+    return obj
+
+
+def decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if _NP in obj:
+            return obj[_NP].numpy().astype(np.dtype(obj["dtype"]), copy=True)
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(decode(v) for v in obj)
+    return obj
+
+
+# ---- RNG state --------------------------------------------------------------------------------------
+def global_rng_state() -> dict:
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_global_rng_state(d: dict) -> None:
+    py = d["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np_state = d["numpy"]
+    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(d["torch"])
+    if "cuda" in d and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(d["cuda"])
+
+
+def generators(obj: Any, depth: int = 2, prefix: str = "", seen: set | None = None) -> dict[str, Any]:
+    """Every np.random.Generator / torch.Generator reachable from `obj`'s attributes, by dotted name."""
+    seen = seen if seen is not None else set()
+    out: dict[str, Any] = {}
+    if id(obj) in seen or not hasattr(obj, "__dict__"):
+        return out
+    seen.add(id(obj))
+    for k, v in vars(obj).items():
+        name = f"{prefix}{k}"
+        if isinstance(v, (np.random.Generator, torch.Generator)):
+            out[name] = v
+        elif depth > 0 and _walkable(v):
+            out.update(generators(v, depth - 1, name + ".", seen))
+    return out
+
+
+def _walkable(v: Any) -> bool:
+    mod = type(v).__module__ or ""
+    return hasattr(v, "__dict__") and not isinstance(v, (torch.nn.Module, torch.optim.Optimizer, type)) and (
+        mod.startswith("looplab") or mod.startswith("gymnasium"))
+
+
+def generator_state(g: Any) -> Any:
+    return g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
+
+
+def set_generator_state(g: Any, state: Any) -> None:
+    if isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)
+
+
+# ---- env state ----------------------------------------------------------------------------------
+def _object_state(obj: Any, depth: int = 2) -> tuple[dict, bool]:
+    """Numeric attributes, arrays, RNGs and (recursively) small gymnasium/looplab helper objects.
+
+    Returns (state, exact): `exact` is False when the object holds state this cannot capture
+    (a physics engine's objects, for instance).
+    """
+    out: dict[str, Any] = {}
+    exact = True
+    for k, v in vars(obj).items():
+        if k in _SKIP_ATTRS:
+            continue
+        if isinstance(v, np.random.Generator):
+            out[k] = {"__rng__": v.bit_generator.state}
+        elif isinstance(v, _PRIMITIVE) or isinstance(v, (np.ndarray, np.generic)):
+            out[k] = v
+        elif isinstance(v, (list, tuple, deque)) and all(isinstance(x, (*_PRIMITIVE, np.generic, np.ndarray))
+                                                         for x in v):
+            out[k] = {"__seq__": type(v).__name__, "items": list(v),
+                      "maxlen": v.maxlen if isinstance(v, deque) else None}
+        elif isinstance(v, dict) and all(isinstance(x, (*_PRIMITIVE, np.generic, np.ndarray)) for x in v.values()):
+            out[k] = {"__dict__": dict(v)}
+        elif depth > 0 and _walkable(v) and not isinstance(v, torch.Tensor):
+            sub, sub_exact = _object_state(v, depth - 1)
+            out[k] = {"__obj__": sub}
+            exact = exact and sub_exact
+        elif type(v).__module__.split(".")[0] in ("Box2D", "ale_py"):
+            exact = False
+    for k in _SPACE_ATTRS:
+        space = vars(obj).get(k)
+        if space is not None and getattr(space, "_np_random", None) is not None:
+            out[f"{k}._np_random"] = {"__rng__": space._np_random.bit_generator.state}
+    return out, exact
+
+
+def _set_object_state(obj: Any, state: dict) -> None:
+    for k, v in state.items():
+        if k.endswith("._np_random"):
+            space = getattr(obj, k.removesuffix("._np_random"), None)
+            if space is not None:
+                space.np_random.bit_generator.state = v["__rng__"]
+            continue
+        cur = vars(obj).get(k)
+        if isinstance(v, dict) and "__rng__" in v:
+            if isinstance(cur, np.random.Generator):
+                cur.bit_generator.state = v["__rng__"]
+            else:
+                setattr(obj, k, np.random.Generator(getattr(np.random, v["__rng__"]["bit_generator"])()))
+                getattr(obj, k).bit_generator.state = v["__rng__"]
+        elif isinstance(v, dict) and "__obj__" in v:
+            if cur is not None:
+                _set_object_state(cur, v["__obj__"])
+        elif isinstance(v, dict) and "__seq__" in v:
+            items = v["items"]
+            kind = v["__seq__"]
+            setattr(obj, k, deque(items, maxlen=v["maxlen"]) if kind == "deque" else
+                    tuple(items) if kind == "tuple" else list(items))
+        elif isinstance(v, dict) and "__dict__" in v:
+            setattr(obj, k, dict(v["__dict__"]))
+        elif isinstance(v, np.ndarray) and isinstance(cur, np.ndarray) and cur.shape == v.shape and cur.dtype == v.dtype:
+            cur[...] = v  # in place: other objects may hold a reference to this buffer
+        else:
+            setattr(obj, k, v)
+
+
+def _layers(env: Any) -> list[Any]:
+    """A gymnasium env's wrapper chain, outermost first, ending with the unwrapped env."""
+    out = [env]
+    while isinstance(env, gym.Wrapper):
+        env = env.env
+        out.append(env)
+    return out
+
+
+def _mujoco_state(unwrapped: Any) -> dict | None:
+    data = getattr(unwrapped, "data", None)
+    if data is None or not hasattr(data, "qpos") or not hasattr(unwrapped, "set_state"):
+        return None
+    return {"qpos": data.qpos.copy(), "qvel": data.qvel.copy(), "act": data.act.copy(), "time": float(data.time)}
+
+
+def env_state(env: Any) -> dict:
+    """The state of a looplab Env: tracker, each sub-env's wrapper chain, the vector env's wrappers."""
+    venv = env.venv
+    subs = []
+    for sub in getattr(venv.unwrapped, "envs", None) or []:
+        layers, exact = [], True
+        for layer in _layers(sub):
+            st, ex = _object_state(layer)
+            layers.append(st)
+            exact = exact and ex
+        mj = _mujoco_state(sub.unwrapped)
+        subs.append({"layers": layers, "exact": exact or mj is not None, "mujoco": mj})
+    vec_layers = []
+    layer = venv
+    while isinstance(layer, gym.vector.VectorWrapper):
+        vec_layers.append(_object_state(layer)[0])
+        layer = layer.env
+    return {
+        "tracker": {"ep_return": env._ep_return, "ep_len": env._ep_len, "returns": list(env.returns),
+                    "episodes": env.episodes, "seeded": env._seeded},
+        "subs": subs,
+        "vector_wrappers": vec_layers,
+        "normalizers": env.state_dict() if hasattr(env, "state_dict") else None,
+        "lives": getattr(env, "_lives", None),
+        "vector_action_space": generator_state(venv.action_space.np_random),
+        "async": not subs,
+    }
+
+
+def load_env_state(env: Any, d: dict) -> np.ndarray | None:
+    """Restore what was saved; returns a mask of sub-envs that must start a new episode (or None)."""
+    t = d["tracker"]
+    env._ep_return[:] = t["ep_return"]
+    env._ep_len[:] = t["ep_len"]
+    env.returns = deque(t["returns"], maxlen=env.returns.maxlen)
+    env.episodes = int(t["episodes"])
+    env._seeded = bool(t["seeded"])
+    if d.get("normalizers") is not None:
+        env.load_state_dict(d["normalizers"])
+    if hasattr(env, "_lives"):
+        env._lives = d.get("lives")
+    venv = env.venv
+    venv.action_space.np_random.bit_generator.state = d["vector_action_space"]
+    layer = venv
+    for st in d["vector_wrappers"]:
+        _set_object_state(layer, st)
+        layer = layer.env
+    subs = getattr(venv.unwrapped, "envs", None) or []
+    if d["async"] or len(subs) != len(d["subs"]):
+        log.warning("env %s: sub-env state not saved (async vector env); every env starts a new episode", env.name)
+        return np.ones(env.num_envs, dtype=bool)
+    restart = np.zeros(env.num_envs, dtype=bool)
+    for i, (sub, saved) in enumerate(zip(subs, d["subs"], strict=True)):
+        for layer, st in zip(_layers(sub), saved["layers"], strict=False):
+            _set_object_state(layer, st)
+        if saved.get("mujoco") is not None:
+            mj = saved["mujoco"]
+            sub.unwrapped.set_state(mj["qpos"], mj["qvel"])
+            sub.unwrapped.data.act[:] = mj["act"]
+            sub.unwrapped.data.time = mj["time"]
+        if not saved["exact"]:
+            restart[i] = True
+    if restart.any():
+        log.warning("env %s: the internal state of sub-env(s) %s cannot be restored exactly; they start their "
+                    "next episode (the unfinished episode is not counted)", env.name, np.flatnonzero(restart).tolist())
+    return restart if restart.any() else None
+
+
+def restart_envs(env: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Start a new episode in the sub-envs of `mask` (each with its own, restored, np_random)."""
+    obs = obs.copy()
+    for i in np.flatnonzero(mask):
+        subs = getattr(env.venv.unwrapped, "envs", None)
+        if subs is None:
+            return env.reset()
+        sub = subs[i]
+        obs[i], _ = sub.reset()
+        env._ep_return[i] = 0.0
+        env._ep_len[i] = 0
+    return obs
+
+
+# ---- files ----------------------------------------------------------------------------------------
+def save(path: Path, state: dict) -> None:
+    io.torch_save(path, encode({"version": VERSION, **state}))
+
+
+def load(path: Path) -> dict:
+    try:
+        d = io.torch_load(path)
+    except Exception as e:  # a truncated or foreign file: say which, never unpickle arbitrary code
+        raise LoopLabError(f"cannot load checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    if not isinstance(d, dict) or d.get("version") != VERSION:
+        raise LoopLabError(f"checkpoint {path} has an unknown format")
+    return decode(d)
+
+
+# ---- clean stops on SIGINT / SIGTERM ------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal after saving its state; exit code 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class StopFlag:
+    """Set by the signal handler, read once per vector step by the session loop."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.forward: list[int] = []  # session process ids the signal is passed on to
+        self.force_on_repeat = True
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            if self.force_on_repeat:  # a second Ctrl-C: stop now, without the final checkpoint
+                raise KeyboardInterrupt
+            return
+        self.signum = signum
+        import os
+
+        for pid in list(self.forward):
+            try:
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+            except OSError:
+                pass
+
+
+STOP = StopFlag()
+
+
+def install_stop_handlers(force_on_repeat: bool = True) -> None:
+    """Turn SIGINT/SIGTERM into a request to stop at the next step (main thread only).
+
+    Session processes get the terminal's Ctrl-C and the parent's forwarded signal: they never force.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    STOP.signum = 0
+    STOP.forward = []
+    STOP.force_on_repeat = force_on_repeat
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, STOP.handler)
+
+
+def restore_default_handlers() -> None:
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
