@@ -73,6 +73,50 @@ def print_summary(paths, metrics: dict) -> None:
         table.add_row(key, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(table)
     print(f"run folder: {paths.root}")  # plain print: never wrapped, easy to copy
+    if (paths.root / "index.html").exists():
+        print(f"report: {paths.root / 'index.html'}")
+
+
+@app.command()
+def report(run_dir: Annotated[str, typer.Argument(help="run folder")]) -> None:
+    """Write RUN_DIR/index.html: spec, provenance, metrics, graphs and checkpoints of a run."""
+    from looplab.analysis.commands import report as write
+
+    print(write(run_dir))
+
+
+@app.command()
+def plot(
+    folders: Annotated[str, typer.Option("-f", "--folders", help="run folders to compare: RUN1,RUN2,...")],
+    title: Annotated[str | None, typer.Option("-t", "--title", help="graph title")] = None,
+    out: Annotated[str | None, typer.Option("-o", "--out", help="output folder (default DATA/plots)")] = None,
+) -> None:
+    """One comparison graph of several runs' trial curves (mean ± std), PNG and HTML."""
+    from looplab.analysis.commands import plot as draw
+
+    for p in draw([f for f in folders.split(",") if f], title, out):
+        print(p)
+
+
+@app.command("list")
+def list_(
+    pattern: Annotated[str | None, typer.Argument(help="substring or glob of run folder names")] = None,
+    data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+) -> None:
+    """A table of the runs in the data folder."""
+    from looplab.analysis.commands import list_runs, print_runs
+
+    print_runs(list_runs(pattern, data), data)
+
+
+@app.command()
+def analyze(run_dir: Annotated[str, typer.Argument(help="run folder (finished or interrupted)")]) -> None:
+    """Recompute every metric and graph of a run from its files, then its report."""
+    from looplab.analysis.commands import analyze as redo
+    from looplab.experiment.logs import setup_logging
+
+    setup_logging(None, console=True)
+    print(redo(run_dir))
 
 
 def main() -> None:

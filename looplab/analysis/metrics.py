@@ -7,13 +7,35 @@ str_i = R_i - R_rand.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from looplab import io
+
 MA_WINDOW = 100
 METRICS_COLS = ["frame", "total_reward_ma", "strength", "max_strength", "final_strength",
                 "sample_efficiency", "training_efficiency", "stability", "consistency"]
+
+
+# What each number in a metrics table is (shown in the report beside the table).
+METRIC_DOCS = {
+    "frame": "frames (env steps over all vector envs) at the last log checkpoint",
+    "total_reward_ma": "mean of the last 100 checkpoint returns R_i (a trial: mean over sessions)",
+    "strength": "mean over checkpoints of str_i = R_i - R_rand, R_rand the random policy's mean return",
+    "max_strength": "max_i str_i",
+    "final_strength": "str_i at the last checkpoint",
+    "sample_efficiency": "sum(str_i / frame_i) / sum(str_i): high when strength comes early in frames",
+    "training_efficiency": "sum(str_i / opt_step_i) / sum(str_i): the same per gradient step",
+    "stability": "1 - |sum of drops in str between checkpoints / sum of str|: 1 = never falls back",
+    "consistency": "1 - 2 sum_i std_j(str_ij) / sum_i mean_j(str_ij) over sessions j: 1 = identical sessions",
+    "total_reward_ma_iqm": "interquartile mean over sessions of the final total_reward_ma (robust to outliers)",
+    "total_reward_ma_ci_low": "2.5% bound of a stratified bootstrap 95% CI of that IQM (2000 resamples)",
+    "total_reward_ma_ci_high": "97.5% bound of that interval",
+    "num_sessions": "sessions aggregated",
+    "random_baseline": "R_rand: mean return of a uniform random policy over 100 episodes",
+}
 
 
 def moving_average(values: np.ndarray, window: int = MA_WINDOW) -> np.ndarray:
@@ -127,3 +149,23 @@ def _clean(d: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+def write_session_metrics(paths: Any, trial: int, session: int, df: pd.DataFrame, random_baseline: float,
+                          kind: str = "train") -> dict:
+    """Compute and write `info/..._session_metrics[_scalar]_{kind}.json`; returns the scalar metrics."""
+    metrics = session_metrics(df, random_baseline)
+    io.write_json(paths.file("info", trial, session, f"session_metrics_{kind}.json"), metrics)
+    io.write_json(paths.file("info", trial, session, f"session_metrics_scalar_{kind}.json"), metrics["scalar"])
+    return metrics["scalar"]
+
+
+def write_trial_metrics(paths: Any, trial: int, session_dfs: list[pd.DataFrame], session_scalars: list[dict],
+                        random_baseline: float) -> dict:
+    """Compute and write the trial metrics files (root and `info/`); returns the scalar metrics."""
+    metrics = trial_metrics(session_dfs, session_scalars, random_baseline)
+    metrics["random_baseline"] = random_baseline
+    io.write_json(paths.root / f"{paths.prename(trial)}_trial_metrics_scalar.json", metrics)
+    io.write_json(paths.file("info", trial, None, "trial_metrics_scalar.json"), metrics)
+    io.write_json(paths.file("info", trial, None, "trial_metrics.json"), {"scalar": metrics, "sessions": session_scalars})
+    return metrics

@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from looplab import io
-from looplab.analysis.metrics import MA_WINDOW, session_metrics
+from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
+from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.seeds import seed_everything
@@ -47,15 +48,19 @@ class Session:
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = spec.env.max_frame
+        self.board = open_board(paths, trial, session, spec)
+        self.actions: list[np.ndarray] | None = [] if self.board is not None else None  # for its histogram
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
-        env, agent, clock = self.env, self.agent, self.clock
+        env, agent, clock, actions = self.env, self.agent, self.clock, self.actions
         state = env.reset()
         num_envs = env.num_envs
         next_log = self.log_frequency
         while clock.frame < self.max_frame:
             action = agent.act(state)
+            if actions is not None:
+                actions.append(action)
             obs, reward, terminated, truncated, next_state = env.step(action)
             agent.update(state, action, reward, next_state, terminated, truncated)
             state = obs
@@ -96,6 +101,8 @@ class Session:
         }
         self.rows.append(row)
         io.write_csv(self.paths.session_df(self.trial, self.index), self.dataframe())
+        if self.board is not None:
+            self.board.log(row, clock.frame, self.agent.nets(), self.actions, self.env.info.is_discrete)
         self.save_models()
         ma = row["total_reward_ma"]
         if not math.isnan(ma) and ma >= self.best_ma:
@@ -119,16 +126,14 @@ class Session:
                           opt.optim.state_dict())
 
     def finish(self) -> dict:
-        df = self.dataframe()
-        metrics = session_metrics(df, self.random_baseline)
-        io.write_json(self.paths.file("info", self.trial, self.index, "session_metrics_train.json"), metrics)
-        io.write_json(self.paths.file("info", self.trial, self.index, "session_metrics_scalar_train.json"),
-                      metrics["scalar"])
+        if self.board is not None:
+            self.board.close()
+        scalar = write_session_metrics(self.paths, self.trial, self.index, self.dataframe(), self.random_baseline)
         from looplab.analysis.graphs import session_graphs
 
         session_graphs(self.paths, self.trial, self.index)
         self.env.close()
-        return metrics["scalar"]
+        return scalar
 
 
 def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,

@@ -1,0 +1,204 @@
+"""The analysis commands: `looplab report`, `plot`, `list` and `analyze`, all from run folders' files."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from looplab import io
+from looplab.analysis import graphs
+from looplab.analysis.metrics import write_session_metrics, write_trial_metrics
+from looplab.errors import LoopLabError
+from looplab.experiment.paths import RunPaths, data_dir
+
+log = logging.getLogger("looplab")
+SPEC_RE = re.compile(r"^(.+?)(?:_t\d+)?_spec\.json$")
+
+
+def open_run(run_dir: str | Path) -> RunPaths:
+    """The run folder at `run_dir`, or a one-line error if it is missing or not a run folder."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise LoopLabError(f"{run_dir}: no such run folder")
+    status = _status(root)
+    name = status.get("spec_name")
+    if not name:
+        specs = sorted(p.name for p in root.glob("*_spec.json") if SPEC_RE.match(p.name))
+        name = SPEC_RE.match(specs[0]).group(1) if specs else None
+    if not name or not (root / "info").is_dir():
+        raise LoopLabError(f"{run_dir}: not a run folder (expected run.json or NAME_spec.json, and info/)")
+    return RunPaths(root, name)
+
+
+def _status(root: Path) -> dict:
+    try:
+        out = io.read_json(root / "run.json")
+        return out if isinstance(out, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def run_state(status: dict) -> str:
+    """finished / running / interrupted / failed; a 'running' run whose process is gone was interrupted."""
+    st = status.get("status", "unknown")
+    if st == "running" and "pid" in status and not _alive(status["pid"]):
+        return "interrupted"
+    return st
+
+
+# ---- report / analyze -----------------------------------------------------------------------------
+def report(run_dir: str | Path) -> Path:
+    from looplab.analysis.report import write_report
+
+    return write_report(open_run(run_dir))
+
+
+def analyze(run_dir: str | Path) -> Path:
+    """Recompute every session and trial metric and graph of a stopped run from its files; then the report."""
+    from looplab.analysis.report import write_report
+
+    paths = open_run(run_dir)
+    status = _status(paths.root)
+    if status.get("status") == "running" and _alive(status.get("pid")):
+        raise LoopLabError(f"{run_dir}: the run is still running (pid {status['pid']}); analyze it once it stops")
+    trials = graphs.trial_indices(paths)
+    if not trials:
+        raise LoopLabError(f"{run_dir}: no session dataframe in info/: nothing to analyze")
+    for t in trials:
+        baseline = _baseline(paths, t)
+        dfs, scalars = [], []
+        for s in graphs.session_indices(paths, t):
+            df = graphs.read_session_df(paths.session_df(t, s))
+            dfs.append(df)
+            scalars.append(write_session_metrics(paths, t, s, df, baseline))
+            graphs.session_graphs(paths, t, s)
+        metrics = write_trial_metrics(paths, t, dfs, scalars, baseline)
+        graphs.trial_graphs(paths, t, len(dfs), random_baseline=baseline)
+        log.info("trial %s: total_reward_ma %s, strength %s", paths.prename(t), metrics.get("total_reward_ma"),
+                 metrics.get("strength"))
+    if len(trials) > 1:
+        graphs.multi_trial_graphs(paths.root, paths.name, {f"t{t}": graphs.trial_session_dfs(paths, t) for t in trials})
+    return write_report(paths)
+
+
+def _baseline(paths: RunPaths, trial: int) -> float:
+    """The random baseline saved with the trial's metrics, else measured (and cached) for the saved spec's env."""
+    saved = graphs.saved_baseline(paths, trial)
+    if saved is not None:
+        return saved
+    from looplab.analysis.baseline import random_baseline
+    from looplab.env.make import env_kwargs
+    from looplab.spec import validate_spec
+
+    for f in (paths.root / f"{paths.prename(trial)}_spec.json", paths.root / f"{paths.prename()}_spec.json"):
+        if f.exists():
+            spec = validate_spec(io.read_json(f), str(f), paths.name, check_env=False)
+            return random_baseline(spec.env.name, env_kwargs(spec.env))
+    raise LoopLabError(f"{paths.root}: no saved spec to find the env's random baseline")
+
+
+# ---- plot -----------------------------------------------------------------------------------------
+def plot(run_dirs: list[str], title: str | None = None, out: str | None = None) -> list[Path]:
+    """One comparison graph of several runs' trial curves (mean +-1 std), PNG and HTML."""
+    if not run_dirs:
+        raise LoopLabError("plot: give run folders with -f RUN1,RUN2,...")
+    trials = graphs.runs_trials(run_dirs)
+    title = title or " vs ".join(trials)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", title).strip("_")[:80] or "comparison"
+    out_dir = Path(out) if out else data_dir() / "plots"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LoopLabError(f"cannot create {out_dir}: {e.strerror}") from None
+    written = graphs.multi_trial_graphs(out_dir, slug, trials, title=title)
+    if not written:
+        raise LoopLabError(f"plot: the comparison graph could not be drawn (see the log above): {title}")
+    return written
+
+
+# ---- list -----------------------------------------------------------------------------------------
+LIST_COLS = ["name", "date", "env", "algorithm", "frames", "total_reward_ma", "strength", "wall time", "status"]
+
+
+def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]:
+    """One row per run folder in the data folder (newest first), filtered by PATTERN (glob or substring)."""
+    root = data_dir(data)
+    if not root.is_dir():
+        return []
+    rows = []
+    for d in root.iterdir():
+        if not d.is_dir() or not (d / "run.json").exists():
+            continue
+        if pattern and not (fnmatch.fnmatch(d.name, pattern) if any(c in pattern for c in "*?[") else pattern in d.name):
+            continue
+        rows.append(_list_row(d))
+    return sorted(rows, key=lambda r: r["_mtime"], reverse=True)
+
+
+def _list_row(d: Path) -> dict:
+    st = _status(d)
+    state = run_state(st)
+    frame, ma = st.get("frame"), st.get("total_reward_ma")
+    if frame is None or ma is None:  # running or stopped early: the sessions' latest rows tell how far it got
+        frame, ma = _latest(d, st.get("spec_name", ""))
+    wall = st.get("wall_time")
+    if wall is None and state == "running" and st.get("started"):
+        try:
+            wall = time.time() - time.mktime(time.strptime(st["started"], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            wall = None
+    return {"name": d.name, "date": st.get("started", ""), "env": st.get("env", ""),
+            "algorithm": st.get("algorithm", ""), "frames": frame, "total_reward_ma": ma,
+            "strength": st.get("strength"), "wall time": wall, "status": state,
+            "_mtime": (d / "run.json").stat().st_mtime}
+
+
+def _latest(d: Path, name: str) -> tuple[int | None, float | None]:
+    frames, mas = [], []
+    for p in (d / "info").glob(f"{name}_t*_s*_session_df_train.csv"):
+        try:
+            last = pd.read_csv(p).iloc[-1]
+        except Exception:
+            continue
+        frames.append(int(last["frame"]))
+        if pd.notna(last.get("total_reward_ma")):
+            mas.append(float(last["total_reward_ma"]))
+    return (max(frames) if frames else None), (sum(mas) / len(mas) if mas else None)
+
+
+def print_runs(rows: list[dict], data: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from looplab.analysis.report import _duration, _fmt
+
+    console = Console()
+    if not rows:
+        console.print(f"no runs in {data_dir(data)}")
+        return
+    colors = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
+    table = Table(show_header=True, header_style="bold")
+    for c in LIST_COLS:
+        table.add_column(c, justify="right" if c in ("frames", "total_reward_ma", "strength", "wall time") else "left")
+    for r in rows:
+        cells = [_fmt(r[c]) if c not in ("wall time", "status") else "" for c in LIST_COLS]
+        cells[LIST_COLS.index("wall time")] = _duration(r["wall time"]) if r["wall time"] is not None else "–"
+        color = colors.get(r["status"], "white")
+        cells[LIST_COLS.index("status")] = f"[{color}]{r['status']}[/{color}]"
+        table.add_row(*cells)
+    console.print(table)

@@ -1,0 +1,90 @@
+"""TensorBoard logging of a session, done only at log checkpoints (never in the per-step loop).
+
+One event folder per session, `log/{n}_t{T}_s{S}/`, so that `tensorboard --logdir data/RUN` shows the
+sessions side by side under the same tags: every session-dataframe column as a scalar, weights, biases
+and gradients of every trainable net as histograms, the actions taken since the previous checkpoint,
+and the resolved spec as text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("looplab")
+
+
+def event_dir(paths: Any, trial: int, session: int) -> Path:
+    return paths.root / "log" / paths.prename(trial, session)
+
+
+class SessionBoard:
+    """A SummaryWriter for one session; `log()` is called once per log checkpoint."""
+
+    def __init__(self, paths: Any, trial: int, session: int, spec: Any):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.dir = event_dir(paths, trial, session)
+        self.writer = SummaryWriter(str(self.dir), flush_secs=30)
+        self.writer.add_text("spec", _spec_markdown(paths, trial, spec), 0)
+
+    def log(self, row: dict, frame: int, nets: dict[str, Any], actions: list[np.ndarray], discrete: bool) -> None:
+        w = self.writer
+        for key, value in row.items():
+            if isinstance(value, int | float | np.number) and math.isfinite(float(value)):
+                w.add_scalar(key, float(value), frame)
+        for name, net in nets.items():
+            if name.startswith("target") or name.startswith("global"):
+                continue  # copies of a trained net, not trained themselves
+            for pname, p in net.named_parameters():
+                if not p.requires_grad:
+                    continue
+                w.add_histogram(f"{name}/{pname}", p.detach(), frame)
+                if p.grad is not None and bool(p.grad.isfinite().all()):
+                    w.add_histogram(f"{name}.grad/{pname}", p.grad.detach(), frame)
+        if actions:
+            self._actions(np.concatenate([np.asarray(a).reshape(len(a), -1) for a in actions]), frame, discrete)
+            actions.clear()
+        w.flush()
+
+    def _actions(self, acts: np.ndarray, frame: int, discrete: bool) -> None:
+        """Discrete: one histogram with a bin per action; continuous: one histogram per dimension."""
+        if acts.shape[1] == 1:
+            if discrete:
+                bins = np.arange(int(acts.min()), int(acts.max()) + 2) - 0.5
+                self.writer.add_histogram("action", acts[:, 0], frame, bins=bins)
+            else:
+                self.writer.add_histogram("action", acts[:, 0], frame)
+            return
+        for k in range(acts.shape[1]):
+            self.writer.add_histogram(f"action/{k}", acts[:, k], frame)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _spec_markdown(paths: Any, trial: int, spec: Any) -> str:
+    """The resolved spec as saved in the run folder (falls back to the in-memory spec)."""
+    try:
+        text = (paths.root / f"{paths.prename(trial)}_spec.json").read_text()
+    except OSError:
+        dump = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
+        text = json.dumps(dump, indent=2, default=str)
+    # TensorBoard renders text as markdown: indent to keep it a verbatim block.
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def open_board(paths: Any, trial: int, session: int, spec: Any) -> SessionBoard | None:
+    """A board when `meta.tensorboard` is on; a failure to open one is logged and costs only the board."""
+    if not getattr(spec.meta, "tensorboard", False):
+        return None
+    try:
+        return SessionBoard(paths, trial, session, spec)
+    except Exception as e:
+        log.error("TensorBoard disabled for %s: %s: %s", paths.prename(trial, session), type(e).__name__, e)
+        return None
