@@ -19,6 +19,8 @@ from looplab import io
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
+from looplab.experiment import checkpoint
+from looplab.experiment.checkpoint import STOP
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.seeds import seed_everything
 from looplab.registry import ALGORITHMS
@@ -31,7 +33,7 @@ log = logging.getLogger("looplab")
 class Session:
     def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
                  mode: str = "train", progress: Callable[[dict], None] | None = None,
-                 random_baseline: float = 0.0):
+                 random_baseline: float = 0.0, resume: bool = False):
         self.spec = spec
         self.paths = paths
         self.trial, self.index = trial, session
@@ -48,16 +50,25 @@ class Session:
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = spec.env.max_frame
+        self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
+        self.interrupted = False
+        self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
         self.board = open_board(paths, trial, session, spec)
         self.actions: list[np.ndarray] | None = [] if self.board is not None else None  # for its histogram
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
         env, agent, clock, actions = self.env, self.agent, self.clock, self.actions
-        state = env.reset()
-        num_envs = env.num_envs
-        next_log = self.log_frequency
+        state = env.reset() if self._resume_obs is None else self._resume_obs
+        # the smallest multiple of log_frequency after the current frame (also right after a resume)
+        next_log = (clock.frame // self.log_frequency + 1) * self.log_frequency
         while clock.frame < self.max_frame:
+            if STOP.signum:
+                self.interrupted = True
+                self.save_checkpoint(state)
+                log.warning("session %s: stopped by %s at frame %d; checkpoint %s", self.prename,
+                            signal_name(STOP.signum), clock.frame, self.ckpt_path)
+                break
             action = agent.act(state)
             if actions is not None:
                 actions.append(action)
@@ -67,11 +78,9 @@ class Session:
             clock.tick()
             clock.epi = env.episodes
             if clock.frame >= next_log or clock.frame >= self.max_frame:
-                self.log_checkpoint()
+                self.log_checkpoint(state)
                 while next_log <= clock.frame:
                     next_log += self.log_frequency
-                self.check_nonfinite()
-        _ = num_envs
         return self.finish()
 
     def check_nonfinite(self) -> None:
@@ -82,10 +91,10 @@ class Session:
             raise LoopLabError(
                 f"session {self.prename}: {self.agent.nonfinite} updates skipped for non-finite loss or gradient "
                 f"(meta.max_nonfinite={limit}) by frame {self.clock.frame}; last good checkpoint: "
-                f"{self.paths.file('model', self.trial, self.index, 'ckpt-best_net_model.pt')}")
+                f"{self.ckpt_path if self.ckpt_path.exists() else 'none (before the first log checkpoint)'}")
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def log_checkpoint(self) -> None:
+    def log_checkpoint(self, state: np.ndarray) -> None:
         clock = self.clock
         wall_t = clock.wall_t
         total_reward = self.env.total_reward
@@ -103,11 +112,20 @@ class Session:
         io.write_csv(self.paths.session_df(self.trial, self.index), self.dataframe())
         if self.board is not None:
             self.board.log(row, clock.frame, self.agent.nets(), self.actions, self.env.info.is_discrete)
+        # before any checkpoint is written, so that the last good one is left intact
+        self.check_nonfinite()
         self.save_models()
         ma = row["total_reward_ma"]
         if not math.isnan(ma) and ma >= self.best_ma:
             self.best_ma = ma
             self.save_models("ckpt-best_")
+            checkpoint.save(self.paths.file("model", self.trial, self.index, "ckpt-best.pt"),
+                            {"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
+                             "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
+        self.save_checkpoint(state)
+        log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,
+                 clock.frame, self.max_frame, row["fps"], total_reward, row["total_reward_ma"], row["loss"],
+                 clock.opt_step)
         if self.progress is not None:
             self.progress({"session": self.index, "frame": clock.frame, "max_frame": self.max_frame,
                            "fps": row["fps"], "total_reward": total_reward, "total_reward_ma": ma,
@@ -125,9 +143,44 @@ class Session:
             io.torch_save(self.paths.file("model", self.trial, self.index, f"{tag}{name}_optim.pt"),
                           opt.optim.state_dict())
 
+    def save_checkpoint(self, state: np.ndarray) -> None:
+        """Everything needed to continue from here bit for bit (see looplab.experiment.checkpoint)."""
+        checkpoint.save(self.ckpt_path, {
+            "algorithm": self.agent.state_dict(),
+            "generators": {k: checkpoint.generator_state(g) for k, g in checkpoint.generators(self.agent).items()},
+            "clock": self.clock.state_dict(),
+            "rng": checkpoint.global_rng_state(),
+            "env": checkpoint.env_state(self.env),
+            "obs": state,
+            "rows": self.rows,
+            "best_ma": self.best_ma,
+        })
+
+    def load_checkpoint(self) -> np.ndarray:
+        """Restore the last checkpoint; returns the observation to act on next."""
+        d = checkpoint.load(self.ckpt_path)
+        self.agent.load_state_dict(d["algorithm"])
+        gens = checkpoint.generators(self.agent)
+        for k, st in d["generators"].items():
+            if k in gens:
+                checkpoint.set_generator_state(gens[k], st)
+        self.clock.load_state_dict(d["clock"])
+        self.rows = d["rows"]
+        self.best_ma = d["best_ma"]
+        restart = checkpoint.load_env_state(self.env, d["env"])
+        obs = d["obs"]
+        if restart is not None:
+            obs = checkpoint.restart_envs(self.env, obs, restart)
+        checkpoint.set_global_rng_state(d["rng"])
+        log.info("session %s: resumed from %s at frame %d", self.prename, self.ckpt_path, self.clock.frame)
+        return obs
+
     def finish(self) -> dict:
         if self.board is not None:
             self.board.close()
+        if not self.rows:  # stopped before the first log checkpoint: nothing to analyze
+            self.env.close()
+            return {}
         scalar = write_session_metrics(self.paths, self.trial, self.index, self.dataframe(), self.random_baseline)
         from looplab.analysis.graphs import session_graphs
 
@@ -136,13 +189,19 @@ class Session:
         return scalar
 
 
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
 def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
-                progress: Callable[[dict], None] | None, random_baseline: float) -> dict:
-    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline).run()
+                progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False) -> dict:
+    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume).run()
 
 
 def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
-                   mode: str, queue: Any, random_baseline: float, log_file: str) -> dict:
+                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     from pathlib import Path
 
@@ -150,8 +209,9 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     from looplab.spec import validate_spec
 
     torch.set_num_threads(1)
+    checkpoint.install_stop_handlers(force_on_repeat=False)
     setup_logging(log_file, console=False)
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)
     return run_session(spec, paths, trial, session, seed, mode, queue.put if queue is not None else None,
-                       random_baseline)
+                       random_baseline, resume)
