@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(BIN)/looplab run
 
-test: install
+# Debian's chromium for the report's browser test (skipped, with its reason, where it cannot be had).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "chromium unavailable: browser test will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lint: install
