@@ -121,3 +121,49 @@ def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
     if pdtype == "LogNormal":
         return D.Independent(D.LogNormal(loc, scale), 1)
     raise ValueError(f"unknown action_pdtype '{pdtype}'")
+
+
+# ---- action policies (`action_policy`) ---------------------------------------------------------
+def epsilon_greedy(q: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """argmax of `q` [B, A], replaced by a uniform random action with probability epsilon, one coin per env."""
+    greedy = q.argmax(dim=-1)
+    if epsilon <= 0.0:
+        return greedy
+    coin = torch.rand(q.shape[0], device=q.device) < epsilon
+    rand = torch.randint(0, q.shape[-1], (q.shape[0],), device=q.device)
+    return torch.where(coin, rand, greedy)
+
+
+def boltzmann(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """A sample of softmax(logits / tau): tau -> 0 is greedy, large tau is uniform."""
+    return D.Categorical(logits=logits / max(tau, 1e-8)).sample()
+
+
+def random_action(shape: tuple[int, ...], num_actions: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Uniform random discrete actions."""
+    return torch.randint(0, num_actions, shape, device=device)
+
+
+def select_action(policy: str, pd_fn, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
+    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
+    if policy == "epsilon_greedy":
+        return epsilon_greedy(out, explore_var)
+    if policy == "boltzmann":
+        return boltzmann(out, explore_var)
+    if policy == "random":
+        return random_action(out.shape[:1], num_actions, out.device)
+    return pd_fn(out).sample()
+
+
+def greedy(pd: D.Distribution) -> torch.Tensor:
+    """The most likely action: argmax for discrete, the mean/mode for continuous."""
+    base = pd.base_dist if isinstance(pd, D.Independent) else pd
+    if isinstance(base, D.Categorical):
+        return base.logits.argmax(-1)
+    if hasattr(pd, "cats"):
+        return torch.stack([c.logits.argmax(-1) for c in pd.cats], -1)
+    if isinstance(base, D.Bernoulli):
+        return (base.probs > 0.5).long()
+    if isinstance(base, D.Normal):
+        return base.loc
+    return pd.mean

@@ -1,6 +1,8 @@
 """Algorithms, registered by `agent.algorithm.name`."""
 
-from looplab.agent.algorithm import ppo  # noqa: F401  (registers PPO)
+from looplab.agent.algorithm import (  # noqa: F401  (registers the algorithms)
+    actor_critic, crossq, dqn, ppo, reinforce, sac, sarsa,
+)
 from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
 
 __all__ = ["Algorithm", "AlgorithmConfig"]

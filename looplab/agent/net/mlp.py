@@ -16,6 +16,8 @@ class MLPNetConfig(NetConfig):
     critic_hid_layers: list[int] | None = None
     actor_hid_layers_activation: str | None = None
     critic_hid_layers_activation: str | None = None
+    # SLM Lab's MLPNet accepts and ignores `normalize` (only image nets divide by 255); specs set it
+    normalize: bool = False
 
 
 def mlp_body(in_dim: int, hid_layers: list[int], act: str, layer_norm: bool, batch_norm: bool) -> nn.Sequential:

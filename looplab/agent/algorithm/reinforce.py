@@ -1,0 +1,153 @@
+"""REINFORCE (Williams 1992): policy gradient on Monte Carlo returns, with an entropy bonus.
+
+loss = -policy_loss_coef * mean(log pi(a|s) * A) - entropy_coef * mean(H), where A is the discounted
+return (cut at episode ends, never bootstrapped), optionally mean-centred, then standardized.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.math import discounted_returns
+from looplab.agent.net.base import Optimizer, build_net, init_tail
+from looplab.agent.policy import greedy, out_dim, select_action
+from looplab.agent.schedule import Schedule
+from looplab.errors import SpecError
+from looplab.registry import ALGORITHMS
+from looplab.spec.schema import PositiveCount, ScheduleSpec
+
+
+class ReinforceConfig(AlgorithmConfig):
+    center_return: bool = False
+    entropy_coef_spec: ScheduleSpec | None = None
+    policy_loss_coef: float = 1.0
+    training_frequency: PositiveCount | None = None
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x
+
+
+@ALGORITHMS.register("Reinforce")
+class Reinforce(Algorithm):
+    Config = ReinforceConfig
+    memories = ("OnPolicyBatchReplay", "OnPolicyReplay", "OnPolicyCrossEntropy")
+    with_critic = False
+
+    @classmethod
+    def check_spec(cls, spec: Any, env_info: Any) -> None:
+        super().check_spec(spec, env_info)
+        cfg = spec.algorithm
+        if cfg.training_frequency is None and getattr(cfg, "num_step_returns", None) is None \
+                and getattr(cfg, "time_horizon", None) is None:
+            raise SpecError("required key is missing", path="agent.algorithm.training_frequency")
+
+    def init_nets(self) -> None:
+        cfg = self.config
+        self.training_frequency = cfg.training_frequency or 1
+        self.gamma = cfg.gamma
+        self.entropy_coef = Schedule(cfg.entropy_coef_spec, default=0.0)
+        self.entropy = float("nan")
+        self.build_nets()
+
+    def build_nets(self) -> None:
+        """Policy net (plus value tail or critic net when `with_critic`) and their optimizers."""
+        net_cfg, info = self.spec.net, self.env_info
+        self.shared = net_cfg.shared or not self.with_critic
+        learned_std = net_cfg.log_std_init is not None and info.action_type in ("continuous", "multi_continuous")
+        pi_dim = out_dim(self.pdtype, info.action_dim, self.nvec, learned_std)
+        # frames per train call, to convert lr-schedule frames into scheduler steps
+        frames_per_update = self.training_frequency * info.num_envs
+        if self.shared:
+            out_dims = [pi_dim, 1] if self.with_critic else [pi_dim]
+            self.net = build_net(net_cfg, info.state_shape, out_dims).to(self.device)
+            init_tail(self.net.tails[0], net_cfg.actor_init_std)
+            if self.with_critic:
+                init_tail(self.net.tails[-1], net_cfg.critic_init_std)
+            self.actor, self.critic = self.net, None
+        else:
+            self.actor = build_net(net_cfg.for_role("actor"), info.state_shape, [pi_dim]).to(self.device)
+            self.critic = build_net(net_cfg.for_role("critic"), info.state_shape, [1]).to(self.device)
+            self.net = self.actor  # actor_/critic_init_std reach the nets as init_std through for_role
+        self.log_std = None
+        if learned_std:
+            self.actor.log_std = torch.nn.Parameter(
+                torch.full((info.action_dim,), float(net_cfg.log_std_init), device=self.device))
+            self.log_std = self.actor.log_std
+        if self.shared:
+            self.optimizers["net"] = Optimizer(list(self.net.parameters()), net_cfg, frames_per_update)
+        else:
+            self.optimizers["net"] = Optimizer(list(self.actor.parameters()), net_cfg.for_role("actor"),
+                                               frames_per_update)
+            self.optimizers["critic_net"] = Optimizer(list(self.critic.parameters()), net_cfg.for_role("critic"),
+                                                      frames_per_update)
+
+    def nets(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.actor} if self.critic is None else {"net": self.actor, "critic_net": self.critic}
+
+    # ---- acting -------------------------------------------------------------------------------
+    def policy_out(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.actor(x)
+        return out[0] if isinstance(out, list) else out
+
+    def act(self, state: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.policy_out(self.to_tensor(state))
+            action = self.select(out)
+        return self.to_env_action(action)
+
+    def select(self, out: torch.Tensor) -> torch.Tensor:
+        """An action per env under `action_policy`; greedy (or end-of-schedule exploration) when not training."""
+        policy = self.config.action_policy
+        if policy == "random" and not self.env_info.is_discrete:
+            if not self.training:
+                return greedy(self.make_pd(out, self.log_std))
+            return torch.rand(out.shape[0], self.env_info.action_dim, device=out.device) * 2 - 1
+        if not self.training:
+            if policy in ("epsilon_greedy", "boltzmann"):
+                return select_action(policy, None, out, self.explore_var.end_value(), self.env_info.action_dim)
+            return greedy(self.make_pd(out, self.log_std))
+        return select_action(policy, lambda o: self.make_pd(o, self.log_std), out,
+                             self.explore_var.value(self.clock.frame), self.env_info.action_dim)
+
+    # ---- training -----------------------------------------------------------------------------
+    def flat_batch(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """States [T*N, ...] and actions [T*N, ...] of a [T, N] batch."""
+        states = self.to_tensor(batch["states"]).flatten(0, 1)
+        actions = torch.as_tensor(batch["actions"], device=self.device).flatten(0, 1)
+        return states, actions
+
+    def policy_loss(self, states: torch.Tensor, actions: torch.Tensor, advs: torch.Tensor) -> torch.Tensor:
+        pd = self.make_pd(self.policy_out(states), self.log_std)
+        entropy = pd.entropy().mean()
+        self.entropy = float(entropy.detach())
+        loss = -(pd.log_prob(actions) * standardize(advs)).mean()
+        return self.config.policy_loss_coef * loss - self.entropy_coef.value(self.clock.frame) * entropy
+
+    def train(self) -> float:
+        batch = self.memory.sample()
+        done = np.maximum(batch["terminateds"], batch["truncateds"])
+        rets = discounted_returns(batch["rewards"], batch["terminateds"], done, self.gamma)
+        if self.config.center_return:
+            rets = rets - rets.mean()
+        states, actions = self.flat_batch(batch)
+        loss = self.policy_loss(states, actions, self.to_tensor(rets).flatten())
+        self.step_optim("net", loss)
+        self.step_lr_schedulers()
+        return float(loss.detach())
+
+    def log_values(self) -> dict[str, float]:
+        out = super().log_values()
+        out["entropy"] = self.entropy
+        out["entropy_coef"] = self.entropy_coef.value(self.clock.frame)
+        return out
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"entropy": self.entropy}
+
+    def load_extra_state(self, d: dict) -> None:
+        self.entropy = d.get("entropy", float("nan"))
