@@ -29,6 +29,9 @@ def run(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: dotted.path=value")] = None,
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    render: Annotated[bool, typer.Option("--render", help="enjoy: show the env (needs a display)")] = False,
+    record: Annotated[bool, typer.Option("--record", help="enjoy: write a video of the episodes")] = False,
+    episodes: Annotated[int, typer.Option("--episodes", help="enjoy: episodes to replay")] = 5,
 ) -> None:
     """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
     from looplab.experiment.run import MODES, prepare, run_trial
@@ -45,7 +48,7 @@ def run(
     if base_mode == "enjoy":
         from looplab.experiment.enjoy import run_enjoy
 
-        run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet)
+        run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet, render, record, episodes)
         return
     if target is not None:
         if base_mode != "train":
@@ -125,18 +128,25 @@ def main() -> None:
     except LoopLabError as e:
         print(f"looplab: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        print("looplab: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        print(f"looplab: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 130))
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors
+    except Exception as e:  # click usage errors (typer may bring its own copy of click)
         import click
 
-        if isinstance(e, click.exceptions.ClickException):
-            print(f"looplab: error: {e.format_message()}", file=sys.stderr)
+        kinds = [click.exceptions]
+        try:
+            from typer._click import exceptions as vendored
+
+            kinds.append(vendored)
+        except ImportError:
+            pass
+        if any(isinstance(e, k.ClickException) for k in kinds):
+            print(f"looplab: error: {e.format_message()}".replace("\n", " "), file=sys.stderr)
             sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+        if any(isinstance(e, k.Abort) for k in kinds):
             sys.exit(130)
         raise
 
