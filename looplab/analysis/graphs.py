@@ -133,7 +133,7 @@ def trial_panels(dfs: Sequence[pd.DataFrame], random_baseline: float | None) -> 
 
 # ---- rendering ------------------------------------------------------------------------------------
 def _png(panel: Panel, title: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")  # one draw, unlike bbox_inches="tight"
     try:
         for t in panel.traces:
             if t.band is not None:
@@ -147,7 +147,7 @@ def _png(panel: Panel, title: str, path: Path) -> None:
         ax.spines[["top", "right"]].set_visible(False)
         if any(t.name for t in panel.traces) and len(panel.traces) > 1:
             ax.legend(loc="best", fontsize=8, frameon=False)
-        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True)
+        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True)
     finally:
         plt.close(fig)
 
@@ -315,7 +315,7 @@ def _experiment_png(df: pd.DataFrame, searched: list[str], metrics: list[str], n
         raise ValueError("no searched hyperparameter or metric column to draw")
     rows, cols = len(metrics), len(searched)
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 1.2, 2.2 * rows + 0.6), squeeze=False,
-                             sharey="row")
+                             sharey="row", layout="constrained")
     try:
         color = pd.to_numeric(df.get("strength", pd.Series(np.zeros(len(df)))), errors="coerce").to_numpy(float)
         sc = None
@@ -329,6 +329,7 @@ def _experiment_png(df: pd.DataFrame, searched: list[str], metrics: list[str], n
                     ax.set_xscale("log")
                 if cats is not None:
                     ax.set_xticks(range(len(cats)), cats, rotation=30, fontsize=7)
+                    ax.set_xlim(-0.5, len(cats) - 0.5)
                 ax.grid(alpha=0.3)
                 if i == rows - 1:
                     ax.set_xlabel(hp.split(".")[-1], fontsize=8)
@@ -337,7 +338,7 @@ def _experiment_png(df: pd.DataFrame, searched: list[str], metrics: list[str], n
         if sc is not None:
             fig.colorbar(sc, ax=axes, shrink=0.6, label="strength")
         fig.suptitle(f"{name} experiment graph", fontsize=11)
-        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), binary=True)
+        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     finally:
         plt.close(fig)
 

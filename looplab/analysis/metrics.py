@@ -87,7 +87,7 @@ def session_metrics(df: pd.DataFrame, random_baseline: float) -> dict:
         nan = float("nan")
         scalar = dict.fromkeys(["total_reward_ma", "strength", "max_strength", "final_strength",
                                 "sample_efficiency", "training_efficiency", "stability"], nan)
-        return {"scalar": {"frame": 0, **scalar}, "local": {}}
+        return {"scalar": _clean({"frame": 0, **scalar}), "local": {}}
     s = strength(df["total_reward"].to_numpy(), random_baseline)
     frames = df["frame"].to_numpy(dtype=float)
     opt_steps = df["opt_step"].to_numpy(dtype=float)

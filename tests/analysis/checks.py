@@ -1,0 +1,33 @@
+"""Assertions on the files analysis writes: PNG images and self-contained plotly pages."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from PIL import Image
+
+
+def assert_png(path: Path, min_px: int = 200, max_px: int = 6000) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        w, h = im.size
+        extrema = im.convert("L").getextrema()
+    assert min_px <= w <= max_px and min_px <= h <= max_px, f"{path.name}: {w}x{h}"
+    assert extrema[0] < extrema[1], f"{path.name} is blank"
+
+
+def plotly_figures(path: Path) -> list[dict]:
+    """The figure data of every plotly graph on a page; asserts the page carries plotly.js itself."""
+    text = path.read_text(encoding="utf-8")
+    assert "<html" in text.lower() and text.rstrip().lower().endswith("</html>")
+    assert "https://cdn.plot.ly" not in text.split("<body", 1)[0]  # offline: no CDN script
+    assert len(text) > 3_000_000, "plotly.js is not embedded"
+    figs = []
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*(\[.*?\]),\s*\{', text, re.S):
+        figs.append({"id": m.group(1), "data": json.loads(m.group(2))})
+    assert figs, f"{path.name}: no plotly figure"
+    return figs
