@@ -1,0 +1,327 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018) for continuous and discrete actions.
+
+Continuous: a tanh-squashed Gaussian policy with the change-of-variables log-prob correction; the env
+acts in [-1, 1] (Box actions are rescaled by the env). Discrete (Christodoulou 2019): the soft value
+and the policy loss are exact expectations over actions. Twin Q nets with polyak-averaged targets,
+automatic entropy tuning (alpha learned in log space and clamped), delayed policy updates; uniform
+random actions before `training_start_step`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import field_validator
+
+from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.net.base import NetConfig, Optimizer, build_net
+from looplab.agent.net.optim import make_loss
+from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN
+from looplab.registry import ALGORITHMS
+from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
+
+
+class EntropyAnneal(Strict):
+    """Discrete target entropy = ratio * ln|A|, the ratio going linearly from start to end over `frames`."""
+
+    start_ratio: float = 0.6
+    end_ratio: float | None = None
+    frames: NonNegCount = 0
+
+
+class SACConfig(AlgorithmConfig):
+    training_frequency: PositiveCount = 1
+    training_iter: PositiveCount | None = None  # None: num_envs (one update per transition)
+    training_start_step: NonNegCount | None = None  # None: max(1000, batch_size)
+    policy_delay: PositiveCount = 1
+    entropy_penalty_coef: float = 0.0
+    symlog: bool = False
+    log_alpha_min: float = -5.0
+    log_alpha_max: float = 2.0
+    alpha_lr: float | None = None  # None: the actor's lr
+    fixed_alpha: float | None = None
+    alpha_anneal_frames: NonNegCount = 0
+    spectral_norm: bool = False
+    target_entropy: Literal["auto"] | float = "auto"
+    entropy_anneal: EntropyAnneal | None = None
+
+    @field_validator("entropy_penalty_coef")
+    @classmethod
+    def _penalty(cls, v: float) -> float:
+        if v != 0.0:
+            raise ValueError("only 0 is supported (the entropy term is already in the soft Q target)")
+        return v
+
+    @field_validator("symlog")
+    @classmethod
+    def _symlog(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("symlog Q targets are not supported by SoftActorCritic")
+        return v
+
+
+def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reparameterized tanh-Gaussian sample and its log-prob, summed over action dims.
+
+    log pi(a) = log N(u) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))
+    for numerical stability (Haarnoja et al. 2018, appendix C).
+    """
+    std = log_std.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+    u = loc if deterministic else loc + std * torch.randn_like(loc)
+    logp = torch.distributions.Normal(loc, std).log_prob(u).sum(-1)
+    logp = logp - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+    return torch.tanh(u), logp
+
+
+@torch.no_grad()
+def polyak_update(online: torch.nn.Module, target: torch.nn.Module, coef: float) -> None:
+    """target <- coef * online + (1 - coef) * target, over parameters and buffers (running BN stats)."""
+    t_params = list(target.parameters()) + [b for b in target.buffers() if b.is_floating_point()]
+    o_params = list(online.parameters()) + [b for b in online.buffers() if b.is_floating_point()]
+    torch._foreach_lerp_(t_params, o_params, coef)
+
+
+def apply_spectral_norm(net: torch.nn.Module) -> None:
+    """Spectral normalization (Miyato et al. 2018) of the hidden Linear layers of a Q net (not its tails)."""
+    tails = {id(m) for m in getattr(net, "tails", [])}
+    for m in list(net.modules()):
+        if isinstance(m, torch.nn.Linear) and id(m) not in tails:
+            torch.nn.utils.parametrizations.spectral_norm(m)
+
+
+@ALGORITHMS.register("SoftActorCritic", "SAC")
+class SoftActorCritic(Algorithm):
+    Config = SACConfig
+    memories = ("Replay", "PrioritizedReplay")
+    action_types = ("continuous", "multi_continuous", "discrete")
+
+    @classmethod
+    def check_spec(cls, spec: Any, env_info: Any) -> None:
+        super().check_spec(spec, env_info)
+        if env_info is not None and env_info.is_discrete and spec.algorithm.action_pdtype not in ("default",
+                                                                                                 "Categorical"):
+            from looplab.errors import SpecError
+
+            raise SpecError("discrete SoftActorCritic needs action_pdtype Categorical (an exact expectation over "
+                            "actions)", path="agent.algorithm.action_pdtype")
+
+    # ---- nets ---------------------------------------------------------------------------------
+    def critic_config(self) -> NetConfig:
+        return self.spec.net.for_role("critic")
+
+    def init_nets(self) -> None:
+        cfg, info, net_cfg = self.config, self.env_info, self.spec.net
+        self.discrete = info.is_discrete
+        self.gamma = cfg.gamma
+        self.training_frequency = cfg.training_frequency
+        self.training_iter = cfg.training_iter or info.num_envs
+        batch_size = int(getattr(self.spec.memory, "batch_size", 256))
+        self.training_start_step = (cfg.training_start_step if cfg.training_start_step is not None
+                                    else max(1000, batch_size))
+        self.polyak_coef = net_cfg.polyak_coef if net_cfg.polyak_coef is not None else 0.005
+        self.replace_every = net_cfg.update_frequency if net_cfg.update_type == "replace" else None
+        A = info.action_dim
+        actor_cfg = net_cfg.for_role("actor")
+        self.actor = build_net(actor_cfg, info.state_shape, [A if self.discrete else 2 * A]).to(self.device)
+        critic_cfg = self.critic_config()
+        q_in = info.state_shape if self.discrete else (int(np.prod(info.state_shape)) + A,)
+        q_out = [A if self.discrete else 1]
+        self.q1 = build_net(critic_cfg, q_in, q_out).to(self.device)
+        self.q2 = build_net(critic_cfg, q_in, q_out).to(self.device)
+        if cfg.spectral_norm:
+            apply_spectral_norm(self.q1)
+            apply_spectral_norm(self.q2)
+        self.init_targets()
+        self.q_loss_fn = make_loss(critic_cfg.loss_spec)
+        fpu = max(1, cfg.training_frequency)
+        self.optimizers["net"] = Optimizer(list(self.actor.parameters()), actor_cfg, fpu)
+        self.optimizers["critic_net"] = Optimizer(list(self.q1.parameters()) + list(self.q2.parameters()),
+                                                  critic_cfg, fpu)
+        # alpha: learned in log space, starting at 1 (log 0)
+        self.log_alpha = torch.zeros(1, device=self.device, requires_grad=True)
+        if cfg.fixed_alpha is None:
+            alpha_lr = cfg.alpha_lr if cfg.alpha_lr is not None else self.optimizers["net"].lr
+            alpha_cfg = actor_cfg.model_copy(update={"optim_spec": ClassSpec(name="Adam", lr=alpha_lr),
+                                                     "lr_scheduler_spec": None, "clip_grad_val": None})
+            self.optimizers["alpha"] = Optimizer([self.log_alpha], alpha_cfg, fpu)
+        self.updates = 0  # critic updates, for policy_delay
+        self.entropy = float("nan")
+
+    def init_targets(self) -> None:
+        self.target_q1 = copy.deepcopy(self.q1).requires_grad_(False)
+        self.target_q2 = copy.deepcopy(self.q2).requires_grad_(False)
+
+    def nets(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.actor, "q1_net": self.q1, "q2_net": self.q2, "target_q1_net": self.target_q1,
+                "target_q2_net": self.target_q2}
+
+    # ---- the policy ---------------------------------------------------------------------------
+    @property
+    def alpha(self) -> float:
+        cfg = self.config
+        if cfg.fixed_alpha is not None:
+            if cfg.alpha_anneal_frames:
+                return cfg.fixed_alpha * max(0.0, 1.0 - self.clock.frame / cfg.alpha_anneal_frames)
+            return cfg.fixed_alpha
+        return float(self.log_alpha.detach().exp())
+
+    def alpha_tensor(self) -> torch.Tensor:
+        if self.config.fixed_alpha is not None:
+            return torch.tensor(self.alpha, device=self.device)
+        return self.log_alpha.detach().exp()
+
+    @property
+    def target_entropy(self) -> float:
+        cfg = self.config
+        if cfg.target_entropy != "auto":
+            return float(cfg.target_entropy)
+        if not self.discrete:
+            return -float(self.env_info.action_dim)
+        ann = cfg.entropy_anneal or EntropyAnneal()
+        ratio = ann.start_ratio
+        if ann.end_ratio is not None and ann.frames:
+            ratio += (ann.end_ratio - ann.start_ratio) * min(1.0, self.clock.frame / ann.frames)
+        return ratio * math.log(self.env_info.action_dim)
+
+    def policy(self, states: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continuous: (tanh action, log-prob). Discrete: (probs, log-probs) over all actions."""
+        out = self.actor(states)
+        if self.discrete:
+            logp = torch.log_softmax(out, -1)
+            return logp.exp(), logp
+        loc, log_std = out.chunk(2, dim=-1)
+        return squash(loc, log_std, deterministic)
+
+    def act(self, state: np.ndarray) -> np.ndarray:
+        n = state.shape[0]
+        if self.training and self.clock.frame < self.training_start_step:
+            if self.discrete:
+                return torch.randint(0, self.env_info.action_dim, (n,)).numpy()
+            return self.to_env_action(torch.rand(n, self.env_info.action_dim) * 2.0 - 1.0)
+        with torch.inference_mode():
+            x = self.to_tensor(state)
+            if self.discrete:
+                logits = self.actor(x)
+                action = (torch.distributions.Categorical(logits=logits).sample() if self.training
+                          else logits.argmax(-1))
+            else:
+                action, _ = self.policy(x, deterministic=not self.training)
+        return self.to_env_action(action)
+
+    # ---- training -----------------------------------------------------------------------------
+    def q_values(self, net: torch.nn.Module, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) for continuous actions; Q(s, .) for discrete."""
+        if self.discrete:
+            return net(states)
+        return net(torch.cat([states.flatten(1), actions], -1)).squeeze(-1)
+
+    def soft_target(self, rewards: torch.Tensor, terminateds: torch.Tensor, next_q: tuple[torch.Tensor, ...],
+                    next_pi: tuple[torch.Tensor, torch.Tensor], alpha: torch.Tensor) -> torch.Tensor:
+        """y = r + gamma (1 - terminated) (min(Q1', Q2') - alpha log pi(a'|s')); discrete: expectation over a'."""
+        q = torch.min(*next_q)
+        if self.discrete:
+            probs, logp = next_pi
+            v = (probs * (q - alpha * logp)).sum(-1)
+        else:
+            _, logp = next_pi
+            v = q - alpha * logp
+        return rewards + self.gamma * (1.0 - terminateds) * v
+
+    def batch_tensors(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        states = self.to_tensor(batch["states"])
+        next_states = self.to_tensor(batch["next_states"])
+        if self.discrete:
+            actions = torch.as_tensor(batch["actions"], device=self.device).long()
+        else:
+            actions = self.to_tensor(batch["actions"]).view(len(states), -1)
+        return (states, actions, self.to_tensor(batch["rewards"]), next_states, self.to_tensor(batch["terminateds"]))
+
+    def critic_loss(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+                    next_states: torch.Tensor, terminateds: torch.Tensor) -> torch.Tensor:
+        alpha = self.alpha_tensor()
+        with torch.no_grad():
+            next_pi = self.policy(next_states)
+            a_next = next_pi[0]
+            next_q = (self.q_values(self.target_q1, next_states, a_next),
+                      self.q_values(self.target_q2, next_states, a_next))
+            y = self.soft_target(rewards, terminateds, next_q, next_pi, alpha)
+        q1 = self.q_values(self.q1, states, actions)
+        q2 = self.q_values(self.q2, states, actions)
+        if self.discrete:
+            q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
+        return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
+
+    def actor_loss(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (policy loss, mean log pi) for the alpha loss."""
+        alpha = self.alpha_tensor()
+        pi, logp = self.policy(states)
+        q = torch.min(self.q_values(self.q1, states, pi), self.q_values(self.q2, states, pi))
+        if self.discrete:
+            loss = (pi * (alpha * logp - q)).sum(-1).mean()
+            mean_logp = (pi * logp).sum(-1)
+        else:
+            loss = (alpha * logp - q).mean()
+            mean_logp = logp
+        return loss, mean_logp.detach()
+
+    def alpha_loss(self, mean_logp: torch.Tensor) -> torch.Tensor:
+        """J(alpha) = E[-alpha (log pi + H_target)] (Haarnoja et al. 2018b, eq. 18)."""
+        return -(self.log_alpha.exp() * (mean_logp + self.target_entropy)).mean()
+
+    def update_policy(self, states: torch.Tensor) -> None:
+        for q in (self.q1, self.q2):
+            q.requires_grad_(False)
+        loss, mean_logp = self.actor_loss(states)
+        for q in (self.q1, self.q2):
+            q.requires_grad_(True)
+        self.step_optim("net", loss)
+        self.entropy = -float(mean_logp.mean())
+        if "alpha" in self.optimizers:
+            if self.optimizers["alpha"].step(self.alpha_loss(mean_logp)):
+                with torch.no_grad():
+                    self.log_alpha.clamp_(self.config.log_alpha_min, self.config.log_alpha_max)
+
+    def update_targets(self) -> None:
+        if self.replace_every is not None:
+            if self.clock.frame % self.replace_every < self.env_info.num_envs:
+                self.target_q1.load_state_dict(self.q1.state_dict())
+                self.target_q2.load_state_dict(self.q2.state_dict())
+            return
+        polyak_update(self.q1, self.target_q1, self.polyak_coef)
+        polyak_update(self.q2, self.target_q2, self.polyak_coef)
+
+    def train(self) -> float:
+        losses = []
+        for _ in range(self.training_iter):
+            states, actions, rewards, next_states, terminateds = self.batch_tensors(self.memory.sample())
+            loss = self.critic_loss(states, actions, rewards, next_states, terminateds)
+            self.step_optim("critic_net", loss)
+            losses.append(loss.detach())
+            self.updates += 1
+            if self.updates % self.config.policy_delay == 0:
+                self.update_policy(states)
+                self.update_targets()
+        self.step_lr_schedulers()
+        return float(torch.stack(losses).mean())
+
+    # ---- logging and checkpoints --------------------------------------------------------------
+    def log_values(self) -> dict[str, float]:
+        out = super().log_values()
+        out["alpha"] = self.alpha
+        out["entropy"] = self.entropy
+        return out
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates, "entropy": self.entropy}
+
+    def load_extra_state(self, d: dict) -> None:
+        if "log_alpha" in d:
+            with torch.no_grad():
+                self.log_alpha.copy_(d["log_alpha"])
+        self.updates = int(d.get("updates", 0))
+        self.entropy = d.get("entropy", float("nan"))
