@@ -229,13 +229,15 @@ class Env:
         done = terminated | truncated
         next_state = obs
         if done.any():
-            next_state = obs.copy()
-            final = info["final_obs"]
-            for i in np.flatnonzero(done):
-                next_state[i] = final[i]
             # an Atari episode under life_loss_info is one life; returns are reported per whole game
             lives = np.asarray(info["lives"]) if "lives" in info else None
             ended = game_over(terminated, truncated, lives, self._lives)
+            # only a game over resets the env; after a lost life `obs` itself is the true next state
+            # (ale-py's native vector env then puts a stale frame stack in final_obs)
+            next_state = obs.copy()
+            final = info["final_obs"]
+            for i in np.flatnonzero(ended):
+                next_state[i] = final[i]
             for i in np.flatnonzero(ended):
                 self.returns.append(float(self._ep_return[i]))
                 self.episodes += 1

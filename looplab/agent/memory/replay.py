@@ -31,6 +31,14 @@ class Replay(Memory):
     # the stored fields; a subclass storing image frames once can drop "next_states" and override gather()
     fields: tuple[str, ...] = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
 
+    def __new__(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> Replay:
+        if cls is Replay and env_info.is_image and state_dtype(env_info) == np.uint8:
+            # frame-stacked images: store each frame once (see image_replay.py)
+            from looplab.agent.memory.image_replay import ImageReplay
+
+            return super().__new__(ImageReplay)
+        return super().__new__(cls)
+
     def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):
         super().__init__(config, env_info, algorithm)
         self.batch_size = int(config.batch_size)
