@@ -29,6 +29,9 @@ def run(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: dotted.path=value")] = None,
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="search on this Ray cluster "
+                                                    "(default $RAY_ADDRESS, else a local Ray)")] = None,
+    keep: Annotated[int, typer.Option("--keep", help="search: keep the models of the best N trials (-1: all)")] = 3,
     render: Annotated[bool, typer.Option("--render", help="enjoy: show the env (needs a display)")] = False,
     record: Annotated[bool, typer.Option("--record", help="enjoy: write a video of the episodes")] = False,
     episodes: Annotated[int, typer.Option("--episodes", help="enjoy: episodes to replay")] = 5,
@@ -43,7 +46,8 @@ def run(
     if base_mode == "search":
         from looplab.experiment.search import run_search
 
-        run_search(spec_file, spec_name, set_vars, overrides, data, quiet, resume=target)
+        run_search(spec_file, spec_name, set_vars, overrides, data, quiet, resume=target, ray_address=ray_address,
+                   keep=keep)
         return
     if base_mode == "enjoy":
         from looplab.experiment.enjoy import run_enjoy
