@@ -6,6 +6,7 @@ import fnmatch
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -187,14 +188,15 @@ def print_runs(rows: list[dict], data: str | None = None) -> None:
 
     from looplab.analysis.report import _duration, _fmt
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: never truncate names
     if not rows:
         console.print(f"no runs in {data_dir(data)}")
         return
     colors = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
     table = Table(show_header=True, header_style="bold")
     for c in LIST_COLS:
-        table.add_column(c, justify="right" if c in ("frames", "total_reward_ma", "strength", "wall time") else "left")
+        table.add_column(c, justify="right" if c in ("frames", "total_reward_ma", "strength", "wall time") else "left",
+                         no_wrap=c in ("name", "date"))
     for r in rows:
         cells = [_fmt(r[c]) if c not in ("wall time", "status") else "" for c in LIST_COLS]
         cells[LIST_COLS.index("wall time")] = _duration(r["wall time"]) if r["wall time"] is not None else "–"
