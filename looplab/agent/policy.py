@@ -6,6 +6,8 @@ log-probs and entropies are summed over action dimensions.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import distributions as D
 
@@ -78,6 +80,42 @@ class MultiCategorical(D.Distribution):
         return sum(c.entropy() for c in self.cats)
 
 
+class MultiBernoulli(D.Independent):
+    """Independent Bernoullis over a MultiBinary action: integer samples, log-probs of integer actions."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__(D.Bernoulli(logits=logits), 1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return super().sample(sample_shape).long()
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value.float())
+
+
+class SymmetricBeta(D.Independent):
+    """Beta(a, b) mapped from (0, 1) onto the env's action range (-1, 1), so that the whole range is reachable."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor):
+        super().__init__(D.Beta(a, b), 1)
+        self._log2 = a.shape[-1] * math.log(2.0)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return super().sample(sample_shape) * 2.0 - 1.0
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        # actions at the clipped bounds would have -inf density
+        x = ((value + 1.0) / 2.0).clamp(1e-6, 1.0 - 1e-6)
+        return super().log_prob(x) - self._log2
+
+    def entropy(self) -> torch.Tensor:
+        return super().entropy() + self._log2
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return super().mean * 2.0 - 1.0
+
+
 def out_dim(pdtype: str, action_dim: int, nvec: list[int] | None = None, learned_std: bool = False) -> int:
     """Size of the policy head for a pdtype."""
     if pdtype in PDTYPES["discrete"]:
@@ -101,7 +139,7 @@ def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
     if pdtype == "MultiCategorical":
         return MultiCategorical(out, nvec or [])
     if pdtype == "Bernoulli":
-        return D.Independent(D.Bernoulli(logits=out), 1)
+        return MultiBernoulli(out)
     if log_std is not None:
         loc, log_scale = out, log_std.expand_as(out)
     else:
@@ -115,7 +153,7 @@ def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
         # softplus(+1) keeps both concentrations above 1 (unimodal)
         a = torch.nn.functional.softplus(loc) + 1.0
         b = torch.nn.functional.softplus(log_scale) + 1.0
-        return D.Independent(D.Beta(a, b), 1)
+        return SymmetricBeta(a, b)
     if pdtype == "Gumbel":
         return D.Independent(D.Gumbel(loc, scale), 1)
     if pdtype == "LogNormal":
