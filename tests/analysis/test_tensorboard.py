@@ -1,0 +1,49 @@
+"""SessionBoard: scalars, weight/gradient histograms, per-dimension action histograms, spec text; off switch."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from looplab.analysis.tensorboard import SessionBoard, open_board
+from looplab.experiment.paths import RunPaths
+
+
+def _read(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def test_board_logs_continuous_actions_per_dimension_and_skips_target_nets(tmp_path):
+    paths = RunPaths.create(tmp_path, "sac")
+    spec = SimpleNamespace(meta=SimpleNamespace(tensorboard=True), model_dump=lambda mode: {"name": "sac"})
+    board = open_board(paths, 0, 1, spec)
+    assert isinstance(board, SessionBoard) and board.dir == paths.root / "log" / "sac_t0_s1"
+    net, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    net(torch.ones(4, 3)).sum().backward()
+    actions = [np.array([[0.5, -1.0], [0.25, -0.5]]), np.array([[1.0, 2.0], [0.0, 0.0]])]
+    board.log({"frame": 8, "total_reward": -3.5, "loss": float("nan"), "alpha": 0.2}, 8,
+              {"net": net, "target_net": target}, actions, discrete=False)
+    assert actions == []  # consumed: the next checkpoint sees only its own actions
+    board.close()
+    ea = _read(board.dir)
+    tags = ea.Tags()
+    assert {"total_reward", "alpha", "frame"} <= set(tags["scalars"]) and "loss" not in tags["scalars"]  # NaN skipped
+    assert ea.Scalars("total_reward")[0].value == -3.5
+    hist = set(tags["histograms"])
+    assert {"net/weight", "net/bias", "net.grad/weight", "net.grad/bias", "action/0", "action/1"} <= hist
+    assert not any(h.startswith("target_net") for h in hist)
+    a1 = ea.Histograms("action/1")[0].histogram_value
+    assert (a1.num, a1.min, a1.max) == (4, -1.0, 2.0)
+    assert "spec/text_summary" in tags["tensors"]
+
+
+def test_board_is_off_with_meta_tensorboard_false(tmp_path):
+    paths = RunPaths.create(tmp_path, "x")
+    assert open_board(paths, 0, 0, SimpleNamespace(meta=SimpleNamespace(tensorboard=False))) is None
+    assert not (paths.root / "log" / "x_t0_s0").exists()
