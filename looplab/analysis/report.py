@@ -199,7 +199,7 @@ class Report:
 
     def _experiment_figure(self, csv: Path) -> Any:
         df = pd.read_csv(csv)
-        searched = [c for c in df.columns if c not in graphs.EXPERIMENT_METRICS and c not in ("trial", "frame")]
+        searched = [c for c in df.columns if c not in METRIC_DOCS and c != "trial"]  # the rest: hyperparameters
         return graphs.experiment_figure(df, searched, [m for m in graphs.EXPERIMENT_METRICS if m in df.columns],
                                         self.paths.name)
 
