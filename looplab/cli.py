@@ -128,7 +128,7 @@ def analyze(run_dir: Annotated[str, typer.Argument(help="run folder (finished or
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except LoopLabError as e:
         print(f"looplab: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -153,6 +153,13 @@ def main() -> None:
         if any(isinstance(e, k.Abort) for k in kinds):
             sys.exit(130)
         raise
+    # typer turns KeyboardInterrupt into a return code of 130; a run stopped by a signal exits 128 + signum
+    ckpt = sys.modules.get("looplab.experiment.checkpoint")
+    if ckpt is not None and ckpt.STOP.signum:
+        print(f"looplab: interrupted ({ckpt.signal.Signals(ckpt.STOP.signum).name})", file=sys.stderr)
+        sys.exit(128 + ckpt.STOP.signum)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,215 @@
+"""Runs you can trust, through the CLI: SIGKILL + train@RUN_DIR, SIGTERM, enjoy, the training guard,
+atomic checkpoint writes and secrets kept out of run folders."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from looplab import io
+from looplab.errors import LoopLabError
+from looplab.experiment import checkpoint
+from tests.conftest import ROOT, SHARED_SPECS, only_run, run_cli
+
+PPO = str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json")
+SETS = ["--set", "env.max_frame=1200", "--set", "meta.log_frequency=100", "--set", "meta.max_session=1",
+        "--set", "meta.random_seed=3", "--set", "meta.tensorboard=false", "--set", "env.num_envs=2",
+        "--set", "agent.algorithm.time_horizon=32", "--set", "agent.algorithm.training_epoch=2"]
+SECRET = "hf_do_not_write_me_0123456789"
+
+
+def start(data_dir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q",
+           "--data-dir", str(data_dir)]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_TOKEN": SECRET}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def wait_rows(data_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    """Wait until the session dataframe has `rows` rows; returns the run folder."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        runs = [p for p in data_dir.iterdir() if p.is_dir()] if data_dir.exists() else []
+        if runs:
+            csv = runs[0] / "info" / "ppo_cartpole_t0_s0_session_df_train.csv"
+            try:
+                if csv.exists() and len(pd.read_csv(csv)) >= rows:
+                    return runs[0]
+            except (pd.errors.EmptyDataError, OSError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError("run did not progress")
+
+
+def session_df(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "info" / "ppo_cartpole_t0_s0_session_df_train.csv").drop(columns=["wall_t", "fps"])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """A run never stopped."""
+    data = tmp_path_factory.mktemp("ref")
+    proc = start(data)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    return only_run(data)
+
+
+def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(reference, data_dir):
+    rng = random.Random(0)
+    proc = start(data_dir)
+    run = wait_rows(data_dir, 2, proc)
+    time.sleep(rng.uniform(0.0, 0.3))  # somewhere mid-step, between two log checkpoints
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(session_df(run))
+    assert done < 12, "killed too late to test anything"
+    # twice: the second resume is killed right at a checkpoint boundary (as soon as a new row lands)
+    resumed = subprocess.Popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}",
+                                "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               env={**os.environ, "PYTHONHASHSEED": "0"})
+    wait_rows(data_dir, done + 1, resumed)
+    resumed.send_signal(signal.SIGKILL)
+    resumed.wait()
+    proc = run_cli("run", PPO, "ppo_cartpole", "train@latest", "-q", data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert only_run(data_dir) == run  # continued in place, no new folder
+    pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+    for name in ("net", "critic_net"):
+        a = torch.load(run / "model" / f"ppo_cartpole_t0_s0_{name}_model.pt", weights_only=True)
+        b = torch.load(reference / "model" / f"ppo_cartpole_t0_s0_{name}_model.pt", weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    status = io.read_json(run / "run.json")
+    assert status["status"] == "finished" and status["resumed"] == 2
+    # no token from the environment in anything the run wrote
+    for f in run.rglob("*"):
+        if f.is_file() and f.suffix in (".json", ".log", ".csv", ".txt", ".html"):
+            assert SECRET not in f.read_text(errors="ignore"), f
+
+
+def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
+    proc = start(data_dir)
+    run = wait_rows(data_dir, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err
+    status = io.read_json(run / "run.json")
+    assert status["status"] == "interrupted"
+    ckpt = checkpoint.load(run / "model" / "ppo_cartpole_t0_s0_ckpt.pt")
+    assert 300 <= ckpt["clock"]["frame"] < 1200
+    assert (run / "info" / "ppo_cartpole_t0_s0_session_metrics_scalar_train.json").exists()  # analysis of what ran
+    proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+
+
+def test_enjoy_replays_the_best_checkpoint_into_a_new_folder(reference, data_dir):
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in reference.rglob("*") if p.is_file()}
+    proc = run_cli("run", PPO, "ppo_cartpole", f"enjoy@{reference}", "--episodes", "2", "--record", "-q",
+                   data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = only_run(data_dir)
+    assert out != reference
+    df = pd.read_csv(out / "info" / "ppo_cartpole_t0_s0_session_df_enjoy.csv")
+    assert len(df) == 2 and (df["total_reward"] > 0).all()
+    video = list(out.glob("*_enjoy.mp4")) + list(out.glob("*_enjoy.gif"))
+    assert video and video[0].stat().st_size > 1000
+    assert io.read_json(out / "run.json")["source"] == str(reference)
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in reference.rglob("*") if p.is_file()}
+    assert before == after  # the original run is never written
+
+
+def test_resume_of_a_missing_run_is_one_clear_line(data_dir):
+    proc = run_cli("run", PPO, "ppo_cartpole", "train@latest", data_dir=data_dir)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no run folder of spec 'ppo_cartpole'" in proc.stderr
+
+
+def test_persistent_nonfinite_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, monkeypatch):
+    import looplab.analysis.graphs as graphs
+    from looplab.experiment.paths import SUBDIRS, RunPaths
+    from looplab.experiment.run import prepare
+    from looplab.experiment.session import Session
+
+    monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
+    _, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"] + ["meta.max_nonfinite=3"])
+    for sub in SUBDIRS:
+        (tmp_path / sub).mkdir()
+    s = Session(spec, RunPaths(tmp_path, spec.name), 0, 0, 1, "train")
+    real_step = s.agent.optimizers["net"].step
+
+    def poisoned(loss):
+        if s.clock.frame > 250:  # after two good checkpoints, every loss is NaN
+            loss = loss * float("nan")
+        return real_step(loss)
+
+    s.agent.optimizers["net"].step = poisoned
+    with pytest.raises(LoopLabError) as err:
+        s.run()
+    msg = str(err.value)
+    assert "non-finite" in msg and "by frame" in msg and str(s.ckpt_path) in msg
+    good = checkpoint.load(s.ckpt_path)
+    assert good["clock"]["frame"] < s.clock.frame  # the last good checkpoint was not overwritten
+    params = good["algorithm"]["nets"]["net"]
+    assert all(torch.isfinite(v).all() for v in params.values())
+    df = pd.read_csv(s.paths.session_df(0, 0))
+    assert df["nonfinite"].iloc[-1] >= 3 and df["nonfinite"].iloc[0] == 0
+
+
+def test_a_failing_checkpoint_write_is_clear_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, {"frame": 1})
+    good = path.read_bytes()
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(io.WriteError, match="No space left on device"):
+        checkpoint.save(path, {"frame": 2})
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]
+    monkeypatch.undo()
+    assert checkpoint.load(path)["frame"] == 1
+
+
+def test_checkpoints_round_trip_numpy_and_rng_states_under_weights_only(tmp_path):
+    import numpy as np
+
+    state = {"rng": checkpoint.global_rng_state(), "arr": np.arange(6, dtype=np.uint32).reshape(2, 3),
+             "gen": np.random.default_rng(5).bit_generator.state, "f": np.float32(1.5), "t": (1, [2.0, None])}
+    checkpoint.save(tmp_path / "c.pt", state)
+    back = checkpoint.load(tmp_path / "c.pt")
+    assert back["arr"].dtype == np.uint32 and (back["arr"] == state["arr"]).all()
+    assert back["gen"] == state["gen"] and back["f"] == 1.5 and back["t"] == (1, [2.0, None])
+    checkpoint.set_global_rng_state(back["rng"])
+    (tmp_path / "evil.pt").write_bytes(b"\x80\x04cos\nsystem\n.")
+    with pytest.raises(LoopLabError, match="cannot load checkpoint"):
+        checkpoint.load(tmp_path / "evil.pt")
+
+
+def test_an_env_whose_physics_cannot_be_saved_restarts_its_episode():
+    from looplab.env import Env
+    from looplab.experiment.run import prepare
+
+    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole", None,
+                         ["env.name=LunarLander-v3", "env.num_envs=1"], check_env=False)
+    env = Env(spec, 0)
+    env.reset()
+    saved = checkpoint.env_state(env)
+    assert saved["subs"][0]["exact"] is False
+    restart = checkpoint.load_env_state(env, saved)
+    assert restart is not None and restart.all()
+    env.close()
