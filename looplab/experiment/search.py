@@ -337,16 +337,20 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: int, env: dict[str, 
     return time.time() - t0
 
 
-def check_capacity(resources: dict[str, float], where: str) -> None:
+def check_capacity(resources: dict[str, float], nodes: list[dict], where: str) -> None:
     """A trial that asks more than any one node has would wait forever in Ray: say so instead."""
-    import ray
-
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     fits = any(n.get("CPU", 0) >= resources["cpu"] and n.get("GPU", 0) >= resources["gpu"] for n in nodes)
     if not fits:
         have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes) or "no live node"
         raise LoopLabError(f"meta.search_resources asks {resources['cpu']:g} CPU and {resources['gpu']:g} GPU per "
                            f"trial but no node of the {where} has that ({have}); Ray would wait forever")
+
+
+def local_resources(spec: Any) -> dict[str, float]:
+    """What a local Ray gets: `meta.num_cpus` or every core, and every visible GPU."""
+    import torch
+
+    return {"CPU": float(spec.meta.num_cpus or os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
 def looplab_env() -> dict[str, str]:
@@ -365,9 +369,12 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
 
     if keep < -1:
         raise LoopLabError(f"--keep must be -1 (keep all) or >= 0, got {keep}")
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
     if resume is None:
         raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
         space, resources, asha = check_experiment(raw, spec, file)
+        if not address:
+            check_capacity(resources, [local_resources(spec)], "local Ray")
         resolved = resolve_meta(raw, spec, spec.meta.max_session)
         paths = RunPaths.create(data_dir(data), spec.name)
         resolved["meta"]["experiment_ts"] = paths.ts
@@ -383,25 +390,25 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     num_grid = len(space.grid_points())
     num_trials = spec.meta.max_trial * num_grid
-    address = ray_address or os.environ.get("RAY_ADDRESS") or None
     write_status(paths, status="running", mode="search", name=paths.name, spec_file=file, spec_name=spec.name,
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                  max_frame=spec.env.max_frame, pid=os.getpid(), max_trial=num_trials, ray_address=address)
     log.info("experiment %s: %d trial(s) x %d session(s), %s; run folder %s", paths.name, num_trials,
              spec.meta.max_session, "ASHA" if asha else "no early stopping", paths.root)
-    import torch
-
-    num_cpus = int(spec.meta.num_cpus or os.cpu_count() or 1)
     env = looplab_env()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables; LoopLab logs a line per trial
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     t0 = time.time()
     status = "failed"
     try:
         import ray
 
-        ray_s = start_ray(address, num_cpus, torch.cuda.device_count(), env)
-        log.info("Ray %s in %.1f s", f"cluster {address}" if address else f"local ({num_cpus} CPU)", ray_s)
+        local = local_resources(spec)
+        ray_s = start_ray(address, int(local["CPU"]), int(local["GPU"]), env)
+        log.info("Ray %s in %.1f s", f"cluster {address}" if address else f"local ({local['CPU']:g} CPU)", ray_s)
         write_status(paths, ray_start_s=round(ray_s, 2))
-        check_capacity(resources, f"Ray cluster at {address}" if address else "local Ray")
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        check_capacity(resources, nodes, f"Ray cluster at {address}" if address else "local Ray")
         ctx = TrialContext(resolved, file, str(paths.root), paths.name, spec.meta.max_session, env)
         results = _fit(paths, space, spec, resources, asha, ctx, num_trials, quiet, restore=resume is not None)
         status = "finished"
@@ -423,7 +430,28 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     write_status(paths, trials_finished=len(finished), trials_failed=int((df["status"] == "failed").sum()),
                  trials_stopped=int((df["status"] == "stopped").sum()),
                  strength=_first(finished, "strength"), total_reward_ma=_first(finished, "total_reward_ma"))
+    print_experiment(paths, df, space.paths, quiet)
     return paths, df
+
+
+def print_experiment(paths: RunPaths, df: pd.DataFrame, searched: list[str], quiet: bool) -> None:
+    """The best trials as a table (unless quiet), then where the results are."""
+    if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"experiment {paths.name}: {len(df)} trial(s), best first")
+        cols = ["trial", *searched, "total_reward_ma", "strength", "status"]
+        for c in cols:
+            table.add_column(c.rsplit(".", 1)[-1] if c in searched else c, justify="right")
+        for _, row in df.head(10).iterrows():
+            table.add_row(*["-" if row[c] is None or (isinstance(row[c], float) and math.isnan(row[c]))
+                            else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
+        Console().print(table)
+    best = paths.root / f"{paths.name}_best_spec.json"
+    print(f"run folder: {paths.root}")
+    if best.exists():
+        print(f"best spec: {best}")
 
 
 def _first(df: pd.DataFrame, col: str) -> float | None:
