@@ -230,8 +230,8 @@ class Report:
         items = [("git SHA", f"<code>{html.escape(str(sha))}</code>"
                   + (" <b style='color:#d62728'>dirty</b> (uncommitted changes)" if dirty else
                      " clean" if dirty is False else " (dirty flag unknown)")),
-                 ("random_seed", _e(m.get("random_seed"))),
-                 ("session seeds", ", ".join(f"s{i}: {_e(s)}" for i, s in enumerate(seeds)) or "–"),
+                 ("random_seed", html.escape(str(m.get("random_seed", "–")))),  # seeds: no digit grouping
+                 ("session seeds", ", ".join(f"s{i}: {html.escape(str(s))}" for i, s in enumerate(seeds)) or "–"),
                  ("command", f"<code>{html.escape(str(m.get('command', '–')))}</code>"),
                  ("spec file", html.escape(str(self.status.get("spec_file", "–")))),
                  ("versions", ", ".join(f"{html.escape(k)} {html.escape(str(v))}" for k, v in versions.items()) or "–")]
