@@ -162,6 +162,8 @@ def load_raw(spec_file: str, variables: dict[str, str] | None = None) -> tuple[d
         raise SpecError("not a UTF-8 text file", file=file) from None
     except OSError as e:
         raise SpecError(f"cannot read: {e.strerror}", file=file) from None
+    if not text.strip():
+        raise SpecError("file is empty", file=file)
     text = substitute(text, variables or {})
     data = _parse(text, file)
     if data is None:

@@ -234,7 +234,12 @@ def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = No
         if check_env:
             from looplab.env.make import probe_env
 
-            algo_cls.check_spec(spec, probe_env(spec))
+            info = probe_env(spec)
+            algo_cls.check_spec(spec, info)
+            for key, cfg in (("net", spec.net), ("critic_net", spec.critic_net)):
+                if cfg is not None and "conv_hid_layers" in type(cfg).model_fields and len(info.state_shape) != 3:
+                    raise SpecError(f"{cfg.type} needs (C, H, W) image states; {info.name} gives shape "
+                                    f"{info.state_shape}", path=f"agent.{key}.type")
     except SpecError as e:
         raise e.located(file, spec_name) from None
     return spec
