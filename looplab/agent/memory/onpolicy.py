@@ -8,13 +8,23 @@ import numpy as np
 
 from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype
 from looplab.registry import MEMORIES
+from looplab.spec.schema import PositiveCount
+
+
+class OnPolicyBatchReplayConfig(MemoryConfig):
+    """The on-policy batch; SIL's second memory is configured alongside (`sil_replay_name` ...)."""
+
+    sil_replay_name: str | None = None
+    batch_size: PositiveCount | None = None
+    max_size: PositiveCount | None = None
+    use_cer: bool = False
 
 
 @MEMORIES.register("OnPolicyBatchReplay")
 class OnPolicyBatchReplay(Memory):
     """Preallocated [T, N, ...] arrays; ready after T = training_frequency vector steps; emptied on sample."""
 
-    Config = MemoryConfig
+    Config = OnPolicyBatchReplayConfig
 
     def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
         super().__init__(config, env_info, algorithm)
