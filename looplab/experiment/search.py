@@ -222,6 +222,8 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
     status_path = paths.file("info", index, None, "trial_status.json")
     error_path = paths.file("info", index, None, "trial_error.json")
     error_path.unlink(missing_ok=True)
+    for old in (paths.root / "info").glob(f"{paths.prename(index)}_s*_session_df_*.csv"):
+        old.unlink()  # a restored trial starts over: its old rows must not be reported again
     status = {"trial": index, "ray_trial_id": tune.get_context().get_trial_id(), "config": values,
               "status": "running", "pid": os.getpid(), "started": time.time()}
     io.write_json(status_path, status)
@@ -485,6 +487,8 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Any, resources: dict, asha: 
                                       callbacks=[_progress_callback(paths)]),
         )
     grid = tuner.fit()
+    if grid.num_terminated + grid.num_errors < num_trials:
+        raise KeyboardInterrupt(f"{grid.num_terminated + grid.num_errors} of {num_trials} trials ended")
     out = []
     for i in range(len(grid)):
         r = grid[i]
@@ -578,7 +582,9 @@ def _trial_row(paths: RunPaths, index: int, result: dict, space: SearchSpace) ->
         status = io.read_json(paths.file("info", index, None, "trial_status.json"))
     except (OSError, ValueError):
         status = {}
-    state = status.get("status") or ("failed" if result["error"] is not None else "unknown")
+    state = status.get("status", "incomplete")
+    if state == "running":  # its worker ended without a word (a node lost, the experiment interrupted)
+        state = "incomplete"
     error = status.get("error")
     if result["error"] is not None:
         state = "failed"
@@ -613,7 +619,9 @@ def _analyze_partial(paths: RunPaths, index: int) -> None:
         scalars = []
         for s in range(trial.num_sessions):
             p = paths.session_df(index, s)
-            scalars.append(session_metrics(pd.read_csv(p), baseline)["scalar"] if p.exists() else {})
+            scalar = session_metrics(pd.read_csv(p), baseline)["scalar"] if p.exists() else {}
+            # metrics undefined on a short run are None in JSON; the trial means want NaN
+            scalars.append({k: math.nan if v is None else v for k, v in scalar.items()})
         if any(scalars):
             trial.analyze(scalars, baseline)
     except Exception as e:  # partial data: say what is missing, keep the experiment's results

@@ -129,7 +129,7 @@ def _stop_nodes(temp_dir: Path, pgids: set[int]) -> None:
     """Stop the Ray nodes this test started: their process groups and any process of their temp dir."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         mine = {pid for pid, c in processes().items() if str(temp_dir) in c}
-        for pgid in pgids | {os.getpgid(p) for p in mine if _alive(p)}:
+        for pgid in pgids | {g for p in mine if (g := _pgid(p)) is not None}:
             try:
                 os.killpg(pgid, sig)
             except (ProcessLookupError, PermissionError):
@@ -137,12 +137,11 @@ def _stop_nodes(temp_dir: Path, pgids: set[int]) -> None:
         time.sleep(2)
 
 
-def _alive(pid: int) -> bool:
+def _pgid(pid: int) -> int | None:
     try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
+        return os.getpgid(pid)
+    except OSError:  # it ended meanwhile
+        return None
 
 
 @pytest.mark.slow
@@ -159,11 +158,11 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
         subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", *head], env=env, check=True,
                        capture_output=True, timeout=120)
         started = {pid for pid, c in processes().items() if pid not in before and str(temp_dir) in c}
-        pgids = {os.getpgid(p) for p in started if _alive(p)}
+        pgids = {g for p in started if (g := _pgid(p)) is not None}
         assert len({p for p in started if "raylet" in processes().get(p, "")}) == 2  # two nodes
-        # max_t 10 caps every return at 10, far below a random CartPole policy (~22): those trials
-        # fall under ASHA's cutoff at the first rung, whatever order the trials arrive in
-        path = search_spec(tmp_path, {"env.max_t__grid_search": [500, 10],
+        # episodes cut at 10 steps cap every return at 10, far below a random CartPole policy (~22):
+        # those trials fall under ASHA's cutoff at the first rung, whatever order the trials arrive in
+        path = search_spec(tmp_path, {"env.max_episode_steps__grid_search": [500, 10],
                                       "agent.net.optim_spec.lr__loguniform": [1e-3, 1e-2]},
                            max_trial=2, search_scheduler={"grace_period": 250, "reduction_factor": 2})
         proc = run_cli("run", str(path), "search_cartpole", "search", "--ray-address", f"127.0.0.1:{port}", "-q",
@@ -174,7 +173,7 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
         assert sorted(df.index) == [0, 1, 2, 3] and set(df["status"]) <= {"finished", "stopped"}
         stopped = df[df["status"] == "stopped"]
         assert len(stopped) >= 1
-        assert (stopped["frame"] < 1000).all() and (stopped["env.max_t"] == 10).all()
+        assert (stopped["frame"] < 1000).all() and (stopped["env.max_episode_steps"] == 10).all()
         assert stopped["total_reward_ma"].notna().all()  # metrics of the part that ran
         assert (df.loc[df["status"] == "finished", "frame"] == 1000).all()
         status = json.loads((root / "run.json").read_text())
