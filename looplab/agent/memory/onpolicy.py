@@ -75,3 +75,94 @@ class OnPolicyBatchReplay(Memory):
         for k in ("states", "actions", "rewards", "next_states", "terminateds", "truncateds"):
             getattr(self, k)[:n] = d[k]
         self.head = n
+
+
+class OnPolicyReplayConfig(MemoryConfig):
+    pass
+
+
+@MEMORIES.register("OnPolicyReplay")
+class OnPolicyReplay(Memory):
+    """Episodic: whole episodes, ready after `training_frequency` finished episodes, emptied on sample.
+
+    Works with vector envs: each env fills its own preallocated episode buffer (grown by doubling);
+    a finished episode is moved to the completed list. `sample()` concatenates the completed episodes
+    into [T, 1] arrays whose episode ends carry terminated/truncated flags, as the return estimators expect.
+    """
+
+    Config = OnPolicyReplayConfig
+    keys = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+
+    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
+        super().__init__(config, env_info, algorithm)
+        self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
+        s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
+        a_shape, a_dtype = action_spec(env_info)
+        self.specs = {"states": (s_shape, s_dtype), "next_states": (s_shape, s_dtype), "actions": (a_shape, a_dtype),
+                      "rewards": ((), np.float32), "terminateds": ((), np.float32), "truncateds": ((), np.float32)}
+        self.capacity = 256
+        self.bufs = {k: np.zeros((self.capacity, self.num_envs, *shape), dtype=dt) for k, (shape, dt) in
+                     self.specs.items()}
+        self.lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self.envs = np.arange(self.num_envs)
+        self.episodes: list[dict[str, np.ndarray]] = []
+
+    def add(self, state, action, reward, next_state, terminated, truncated) -> None:
+        if self.lengths.max() >= self.capacity:
+            self.bufs = {k: np.concatenate([b, np.zeros_like(b)]) for k, b in self.bufs.items()}
+            self.capacity *= 2
+        t = self.lengths
+        for k, v in zip(self.keys, (state, action, reward, next_state, terminated, truncated), strict=True):
+            self.bufs[k][t, self.envs] = v
+        self.lengths += 1
+        done = np.logical_or(terminated, truncated)
+        if done.any():
+            for i in np.flatnonzero(done):
+                n = self.lengths[i]
+                self.episodes.append({k: b[:n, i].copy() for k, b in self.bufs.items()})
+                self.lengths[i] = 0
+
+    @property
+    def ready(self) -> bool:
+        return len(self.episodes) >= self.training_frequency
+
+    def select(self, episodes: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return episodes
+
+    def sample(self) -> dict[str, np.ndarray]:
+        eps = self.select(self.episodes)
+        self.episodes = []
+        return {k: np.concatenate([e[k] for e in eps])[:, None] for k in self.keys}
+
+    def state_dict(self) -> dict:
+        return {"episodes": [dict(e) for e in self.episodes], "lengths": self.lengths.copy(),
+                "partial": {k: b[:int(self.lengths.max(initial=0))].copy() for k, b in self.bufs.items()}}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.episodes = list(d["episodes"])
+        self.lengths = np.asarray(d["lengths"]).copy()
+        n = int(self.lengths.max(initial=0))
+        while n > self.capacity:
+            self.bufs = {k: np.concatenate([b, np.zeros_like(b)]) for k, b in self.bufs.items()}
+            self.capacity *= 2
+        for k, b in self.bufs.items():
+            b[:n] = d["partial"][k]
+
+
+class OnPolicyCrossEntropyConfig(MemoryConfig):
+    cross_entropy: float = 1.0
+
+
+@MEMORIES.register("OnPolicyCrossEntropy")
+class OnPolicyCrossEntropy(OnPolicyReplay):
+    """Episodic, training only on the best `cross_entropy` fraction of episodes by return."""
+
+    Config = OnPolicyCrossEntropyConfig
+
+    def select(self, episodes: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        frac = float(self.config.cross_entropy)
+        if frac >= 1.0 or len(episodes) < 2:
+            return episodes
+        returns = np.array([e["rewards"].sum() for e in episodes])
+        cut = np.quantile(returns, 1.0 - frac)
+        return [e for e, r in zip(episodes, returns, strict=True) if r >= cut]

@@ -152,3 +152,15 @@ def test_save_and_reload_round_trip(algo):
     a = agent.act(states)
     torch.manual_seed(1)
     np.testing.assert_array_equal(a, other.act(states))
+
+
+def test_reinforce_with_episodic_memory_and_random_baseline():
+    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
+                         None, ["env.max_frame=400", "agent.memory.name=OnPolicyReplay",
+                                "agent.algorithm.training_frequency=2"])
+    agent, _ = run_frames(spec, 400)
+    assert agent.clock.opt_step > 0 and np.isfinite(agent.loss)
+    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
+                         None, ["env.max_frame=200", "agent.algorithm.name=Random"])
+    agent, env = run_frames(spec, 200)
+    assert agent.clock.opt_step == 0 and env.episodes > 0
