@@ -332,16 +332,18 @@ class StopFlag:
 STOP = StopFlag()
 
 
-def install_stop_handlers(force_on_repeat: bool = True) -> None:
+def install_stop_handlers(force_on_repeat: bool = True, reset: bool = True) -> None:
     """Turn SIGINT/SIGTERM into a request to stop at the next step (main thread only).
 
-    Session processes get the terminal's Ctrl-C and the parent's forwarded signal: they never force.
+    Session processes get the terminal's Ctrl-C and the parent's forwarded signal: they never force,
+    and keep a stop request across sessions (a queued session must not start after the stop).
     """
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    STOP.signum = 0
+    if reset:
+        STOP.signum = 0
     STOP.forward = []
     STOP.force_on_repeat = force_on_repeat
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -209,7 +209,7 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     from looplab.spec import validate_spec
 
     torch.set_num_threads(1)
-    checkpoint.install_stop_handlers(force_on_repeat=False)
+    checkpoint.install_stop_handlers(force_on_repeat=False, reset=False)
     setup_logging(log_file, console=False)
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)

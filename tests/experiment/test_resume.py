@@ -213,3 +213,23 @@ def test_an_env_whose_physics_cannot_be_saved_restarts_its_episode():
     restart = checkpoint.load_env_state(env, saved)
     assert restart is not None and restart.all()
     env.close()
+
+
+def test_sigterm_with_parallel_sessions_is_forwarded_and_queued_sessions_do_not_start(data_dir):
+    """3 sessions on at most 2 worker processes: the running ones stop with a checkpoint, the queued one
+    does not train; without forwarding the run would go on for minutes."""
+    cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", "--set", "env.max_frame=200000",
+           "--set", "meta.log_frequency=200", "--set", "meta.max_session=3", "--set", "meta.tensorboard=false", "-q",
+           "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    t0 = time.time()
+    while not len(list(data_dir.glob("*/model/*_ckpt.pt"))) >= min(2, os.cpu_count() or 1):
+        assert proc.poll() is None and time.time() - t0 < 120, proc.stderr.read()[-2000:] if proc.stderr else ""
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 143, err[-2000:]
+    run = only_run(data_dir)
+    assert io.read_json(run / "run.json")["status"] == "interrupted"
+    for ckpt in run.glob("model/*_ckpt.pt"):
+        assert checkpoint.load(ckpt)["clock"]["frame"] < 200000
