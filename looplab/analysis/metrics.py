@@ -124,7 +124,8 @@ def trial_metrics(session_dfs: list[pd.DataFrame], session_scalars: list[dict], 
             "training_efficiency", "stability"]
     scalar: dict = {"frame": int(session_scalars[0].get("frame", 0)) if session_scalars else 0}
     for k in keys:
-        vals = [m.get(k, float("nan")) for m in session_scalars]
+        # a session without a finished episode has None metrics
+        vals = [float("nan") if m.get(k) is None else m[k] for m in session_scalars]
         scalar[k] = float(np.nanmean(vals)) if any(v == v for v in vals) else float("nan")
     series = [strength(df.dropna(subset=["total_reward"])["total_reward"].to_numpy(), random_baseline)
               for df in session_dfs]

@@ -48,10 +48,10 @@ def _spec(algo: str, env: str, pdtype: str, log_std_init: float | None = None) -
     if log_std_init is not None:
         net["log_std_init"] = log_std_init
     return {"agent": {"algorithm": algorithm, "memory": {"name": "OnPolicyBatchReplay"}, "net": net},
-            "env": {"name": env, "num_envs": 2, "max_frame": 128}, "meta": {"max_session": 1}}
+            "env": {"name": env, "num_envs": 2, "max_frame": 64}, "meta": {"max_session": 1}}
 
 
-def _run(raw: dict, frames: int = 128):
+def _run(raw: dict, frames: int = 64):
     spec = validate_spec(raw, spec_name="t")
     torch.manual_seed(0)
     env = Env(spec, seed=0)

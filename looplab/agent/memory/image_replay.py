@@ -95,13 +95,14 @@ class ImageReplay(Replay):
 
     def state_dict(self) -> dict:
         d = super().state_dict()
-        d.update(frames=self.frames.copy(), written=self.written.copy(), ptr=self.ptr[:self.size].copy(),
+        used = int(min(self.written.max(), self.ring))  # the ring fills from position 0
+        d.update(frames=self.frames[:, :used].copy(), written=self.written.copy(), ptr=self.ptr[:self.size].copy(),
                  fresh=self.fresh.copy(), checked=self._checked)
         return d
 
     def load_state_dict(self, d: dict) -> None:
         super().load_state_dict(d)
-        self.frames[:] = d["frames"]
+        self.frames[:, :d["frames"].shape[1]] = d["frames"]
         self.written[:] = d["written"]
         self.ptr[:len(d["ptr"])] = d["ptr"]
         self.fresh[:] = d["fresh"]
