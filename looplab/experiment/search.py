@@ -217,6 +217,7 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
     values = {k: v for k, v in config.items() if k != TRIAL_KEY}
     paths = RunPaths(Path(ctx.root), ctx.name)
     spec = trial_spec(ctx, index, values)
+    max_frame = int(float(spec["env"]["max_frame"]))
     spec_path = paths.root / f"{paths.prename(index)}_spec.json"
     io.write_json(spec_path, spec)
     status_path = paths.file("info", index, None, "trial_status.json")
@@ -239,8 +240,10 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
             done = proc.poll() is not None
             rows = checkpoint_means(paths, index, ctx.num_sessions)
             for row in rows[reported:]:
+                if row["frame"] >= max_frame:  # ASHA stops a trial at max_t: the final report says it
+                    break
                 tune.report({**row, TRIAL_KEY: index})
-            reported = max(reported, len(rows))
+            reported = max(reported, len([r for r in rows if r["frame"] < max_frame]))
             if done:
                 break
             time.sleep(POLL_S)

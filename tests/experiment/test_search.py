@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -125,16 +126,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop_nodes(temp_dir: Path, pgids: set[int]) -> None:
-    """Stop the Ray nodes this test started: their process groups and any process of their temp dir."""
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, however it dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_node(args: list[str], env: dict) -> subprocess.Popen:
+    """`ray start --block`: its processes share its fate (Ray's reaper), and it shares the test's."""
+    return subprocess.Popen([RAY, "start", "--block", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                            start_new_session=True)
+
+
+def wait_for_raylets(temp_dir: Path, n: int, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if sum("raylet" in c and str(temp_dir) in c for c in processes().values()) >= n:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{n} Ray node(s) did not start in {timeout:g} s")
+
+
+def stop_nodes(nodes: list[subprocess.Popen], temp_dir: Path) -> None:
+    """Stop the Ray nodes this test started, by their processes, then anything left of their temp dir."""
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        try:
+            node.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            node.kill()
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        mine = {pid for pid, c in processes().items() if str(temp_dir) in c}
-        for pgid in pgids | {g for p in mine if (g := _pgid(p)) is not None}:
+        left = [pid for pid, c in processes().items() if str(temp_dir) in c]
+        for pgid in {g for p in left if (g := _pgid(p)) is not None} - {os.getpgrp()}:
             try:
                 os.killpg(pgid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
-        time.sleep(2)
+        if left:
+            time.sleep(2)
 
 
 def _pgid(pid: int) -> int | None:
@@ -151,15 +181,13 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     head = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    before = set(processes())
+    nodes: list[subprocess.Popen] = []
     try:
-        subprocess.run([RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false",
-                        "--temp-dir", str(temp_dir), *head], env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", *head], env=env, check=True,
-                       capture_output=True, timeout=120)
-        started = {pid for pid, c in processes().items() if pid not in before and str(temp_dir) in c}
-        pgids = {g for p in started if (g := _pgid(p)) is not None}
-        assert len({p for p in started if "raylet" in processes().get(p, "")}) == 2  # two nodes
+        nodes.append(start_node(["--head", "--port", str(port), "--include-dashboard", "false",
+                                 "--temp-dir", str(temp_dir), *head], env))
+        wait_for_raylets(temp_dir, 1)
+        nodes.append(start_node(["--address", f"127.0.0.1:{port}", *head], env))
+        wait_for_raylets(temp_dir, 2)
         # episodes cut at 10 steps cap every return at 10, far below a random CartPole policy (~22):
         # those trials fall under ASHA's cutoff at the first rung, whatever order the trials arrive in
         path = search_spec(tmp_path, {"env.max_episode_steps__grid_search": [500, 10],
@@ -180,5 +208,5 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
         assert status["ray_address"] == f"127.0.0.1:{port}" and status["trials_stopped"] == len(stopped)
         assert [c for c in processes().values() if str(root) in c] == []  # stopped trials' sessions ended
     finally:
-        _stop_nodes(temp_dir, locals().get("pgids", set()))
+        stop_nodes(nodes, temp_dir)
     assert [c for c in processes().values() if str(temp_dir) in c] == []
