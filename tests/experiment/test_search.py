@@ -17,9 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from looplab.errors import LoopLabError, SpecError
+from looplab.experiment.search import run_search
 from tests.conftest import ROOT, only_run, run_cli
 
 RAY = str(Path(sys.executable).parent / "ray")
+SEARCH_TIMEOUT = 600  # a search takes ~1 min on an idle 2-core machine, several under heavy load
 
 
 def search_spec(tmp_path: Path, search: dict, **meta) -> Path:
@@ -59,14 +62,17 @@ def test_search_rejects_bad_search_before_ray(tmp_path, data_dir):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "search.agent.algorithm.lamm__uniform" in lines[0] and "unknown key" in lines[0]
     assert not any(data_dir.iterdir())  # nothing started, nothing written
+    # the same checks in-process (no Ray is imported before they pass)
     path = search_spec(tmp_path, {"agent.algorithm.lam__uniform": [0.8, 0.9]}, max_trial=2,
                        search_scheduler={"grace_period": 250, "reduction": 2})
-    proc = run_cli("run", str(path), "search_cartpole", "search", data_dir=data_dir)
-    assert proc.returncode == 2 and "meta.search_scheduler.reduction: unknown ASHA setting" in proc.stderr
-    path = search_spec(tmp_path, {"agent.algorithm.lam__uniform": [0.8, 0.9]}, max_trial=2)
-    proc = run_cli("run", str(path), "search_cartpole", "search", "--set", "meta.search_resources.cpu=64",
-                   data_dir=data_dir)
-    assert proc.returncode == 2 and "Ray would wait forever" in proc.stderr
+    with pytest.raises(SpecError, match="meta.search_scheduler.reduction: unknown ASHA setting"):
+        run_search(str(path), "search_cartpole", None, None, str(data_dir), True)
+    with pytest.raises(SpecError, match="grace_period .* exceeds max_t"):
+        run_search(str(path), "search_cartpole", None, ["meta.search_scheduler={\"grace_period\": 5000}"],
+                   str(data_dir), True)
+    with pytest.raises(LoopLabError, match="Ray would wait forever"):
+        run_search(str(path), "search_cartpole", None, ["meta.search_scheduler=null", "meta.search_resources.cpu=64"],
+                   str(data_dir), True)
     assert not any(data_dir.iterdir())
 
 
@@ -74,7 +80,8 @@ def test_small_search_with_a_failing_trial(tmp_path, data_dir):
     # grid x sampled: lr 1e30 makes the loss non-finite, so those trials fail; the others must finish
     path = search_spec(tmp_path, {"agent.net.optim_spec.lr__grid_search": [0.003, 1e30],
                                   "agent.algorithm.lam__uniform": [0.8, 0.99]}, max_trial=2, max_nonfinite=1)
-    proc = run_cli("run", str(path), "search_cartpole", "search", "--keep", "1", "-q", data_dir=data_dir)
+    proc = run_cli("run", str(path), "search_cartpole", "search", "--keep", "1", "-q", data_dir=data_dir,
+                   timeout=SEARCH_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     root = only_run(data_dir)
     n = "search_cartpole"
@@ -194,7 +201,7 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
                                       "agent.net.optim_spec.lr__loguniform": [1e-3, 1e-2]},
                            max_trial=2, search_scheduler={"grace_period": 250, "reduction_factor": 2})
         proc = run_cli("run", str(path), "search_cartpole", "search", "--ray-address", f"127.0.0.1:{port}", "-q",
-                       data_dir=data_dir, env={k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
+                       data_dir=data_dir, env={k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}, timeout=SEARCH_TIMEOUT)
         assert proc.returncode == 0, proc.stderr[-3000:]
         root = only_run(data_dir)
         df = pd.read_csv(root / "search_cartpole_experiment_df.csv").set_index("trial")
