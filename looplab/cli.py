@@ -147,10 +147,10 @@ def main() -> None:
             kinds.append(vendored)
         except ImportError:
             pass
-        if any(isinstance(e, k.ClickException) for k in kinds):
+        if any(isinstance(e, getattr(k, "ClickException", ())) for k in kinds):
             print(f"looplab: error: {e.format_message()}".replace("\n", " "), file=sys.stderr)
             sys.exit(2)
-        if any(isinstance(e, k.Abort) for k in kinds):
+        if any(isinstance(e, getattr(k, "Abort", ())) for k in kinds):
             sys.exit(130)
         raise
     # typer turns KeyboardInterrupt into a return code of 130; a run stopped by a signal exits 128 + signum
