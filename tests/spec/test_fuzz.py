@@ -32,7 +32,7 @@ def check(text: str, suffix: str) -> None:
             assert msg and "\n" not in msg and msg.startswith(str(path)), msg
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=DOCS, as_yaml=st.booleans())
 def test_random_documents_load_or_fail_with_one_line(doc, as_yaml):
     if as_yaml:
@@ -41,7 +41,7 @@ def test_random_documents_load_or_fail_with_one_line(doc, as_yaml):
         check(json.dumps(doc, allow_nan=False), ".json")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(text=st.text(max_size=200), suffix=st.sampled_from([".json", ".yaml", ".yml"]))
 def test_random_text_loads_or_fails_with_one_line(text, suffix):
     check(text, suffix)
@@ -61,7 +61,7 @@ def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
 PATHS = _paths(VALID)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(where=st.sampled_from(PATHS), value=VALUES, as_yaml=st.booleans())
 def test_a_valid_spec_with_one_random_value_loads_or_fails_with_one_line(where, value, as_yaml):
     import copy
