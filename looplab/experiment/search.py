@@ -233,7 +233,8 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "looplab.experiment.search", "--trial", str(spec_path), ctx.file, ctx.root,
              ctx.name, str(index)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+            env={**os.environ, "LOOPLAB_SEARCH_RUN": ctx.root})  # marks the trial's processes, for audits
     reported = 0
     try:
         while True:
@@ -266,11 +267,18 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
             frame = rows[-1]["frame"] if (rows := checkpoint_means(paths, index, ctx.num_sessions)) else 0
             status.update(status="stopped", frame=frame, finished=time.time())
             io.write_json(status_path, status)
-            end_process_group(proc)
+        # always: the group is the trial's alone, and a session process must never outlive its trial
+        end_process_group(proc)
 
 
 def end_process_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
     """SIGTERM the trial's process group, SIGKILL what is left after `grace_s`."""
+    if proc.poll() is not None:  # the trial ended: only stragglers are left, if any
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)

@@ -38,21 +38,26 @@ def search_spec(tmp_path: Path, search: dict, **meta) -> Path:
     return path
 
 
-def processes() -> dict[int, str]:
+def processes(environ: bool = False) -> dict[int, str]:
+    """Command lines (and with `environ`, environments) of the live processes."""
     out = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                out[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                text = (d / "cmdline").read_bytes()
+                if environ:
+                    text += b" " + (d / "environ").read_bytes()
+                out[int(d.name)] = text.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 pass
     return out
 
 
 def leftovers(run_root: Path, driver_pid: int) -> list[str]:
-    """Processes of this run still alive: its local Ray (session dir named by the driver's pid), its trials."""
+    """Processes of this run still alive: its local Ray (session dir named by the driver's pid), its trials
+    and their sessions (marked by LOOPLAB_SEARCH_RUN in their environment)."""
     session = re.compile(rf"session_[0-9_-]+_{driver_pid}\b")
-    return [c for c in processes().values() if session.search(c) or str(run_root) in c]
+    return [c[:200] for c in processes(environ=True).values() if session.search(c) or str(run_root) in c]
 
 
 def test_search_rejects_bad_search_before_ray(tmp_path, data_dir):
@@ -213,7 +218,7 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
         assert (df.loc[df["status"] == "finished", "frame"] == 1000).all()
         status = json.loads((root / "run.json").read_text())
         assert status["ray_address"] == f"127.0.0.1:{port}" and status["trials_stopped"] == len(stopped)
-        assert [c for c in processes().values() if str(root) in c] == []  # stopped trials' sessions ended
+        assert leftovers(root, status["pid"]) == []  # stopped trials' sessions ended
     finally:
         stop_nodes(nodes, temp_dir)
     assert [c for c in processes().values() if str(temp_dir) in c] == []
