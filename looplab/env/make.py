@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from looplab.env.history import ObsHistory, history_length, window_space
 from looplab.env.wrappers import (
     ATARI_VECTOR_ONLY_KEYS,
     ObsNormalizer,
@@ -142,7 +143,9 @@ def probe_env(spec: Any) -> EnvInfo:
     except Exception as e:  # any error from an env constructor is a spec problem here
         raise _make_error(e, env_spec.name) from None
     try:
-        return EnvInfo(env_spec.name, env_spec.num_envs, env.observation_space, env.action_space)
+        seq_len = history_length(spec)
+        obs_space = env.observation_space if seq_len is None else window_space(env.observation_space, seq_len)
+        return EnvInfo(env_spec.name, env_spec.num_envs, obs_space, env.action_space)
     finally:
         env.close()
 
@@ -199,8 +202,13 @@ class Env:
             10.0 if env_spec.normalize_reward else None)
         # Atari learns on rewards clipped to [-1, 1] (Mnih et al. 2015) unless the spec says otherwise
         self.clip_reward = clip_bounds(clip_reward if clip_reward is not None else (1.0 if self.atari else None))
-        self.info = EnvInfo(self.name, self.num_envs, self.single_observation_space, self.single_action_space,
-                            self.scale_obs)
+        # recurrent nets see each env's last seq_len observations as one state (looplab.env.history)
+        seq_len = history_length(spec)
+        self.history = None if seq_len is None else ObsHistory(
+            self.num_envs, seq_len, obs_shape, self.single_observation_space.dtype)
+        state_space = self.single_observation_space if seq_len is None else window_space(
+            self.single_observation_space, seq_len)
+        self.info = EnvInfo(self.name, self.num_envs, state_space, self.single_action_space, self.scale_obs)
 
     def reset(self) -> np.ndarray:
         obs, info = self.venv.reset(seed=None if self._seeded else self.seed)
@@ -208,7 +216,8 @@ class Env:
         self._ep_return[:] = 0.0
         self._ep_len[:] = 0
         self._lives = np.asarray(info["lives"]).copy() if "lives" in info else None
-        return self._obs(obs)
+        obs = self._obs(obs)
+        return obs if self.history is None else self.history.reset(obs)
 
     def _obs(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         if self.obs_norm is not None:
@@ -228,6 +237,7 @@ class Env:
         self._ep_len += 1
         done = terminated | truncated
         next_state = obs
+        ended = None
         if done.any():
             # an Atari episode under life_loss_info is one life; returns are reported per whole game
             lives = np.asarray(info["lives"]) if "lives" in info else None
@@ -253,6 +263,8 @@ class Env:
             reward = self.reward_norm(reward, done)
         if self.clip_reward is not None:
             reward = np.clip(reward, *self.clip_reward)
+        if self.history is not None:
+            obs, next_state = self.history.step(obs, next_state, done if ended is None else ended)
         return obs, reward, terminated, truncated, next_state
 
     @property
@@ -261,15 +273,19 @@ class Env:
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
     def state_dict(self) -> dict:
-        """Normalizer statistics (what a checkpoint must restore for the agent to see the same inputs)."""
+        """Normalizer statistics and observation windows (what a checkpoint must restore for the agent to see
+        the same inputs)."""
         return {"obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
-                "reward_norm": self.reward_norm.state_dict() if self.reward_norm is not None else None}
+                "reward_norm": self.reward_norm.state_dict() if self.reward_norm is not None else None,
+                "history": self.history.state_dict() if self.history is not None else None}
 
     def load_state_dict(self, d: dict) -> None:
         if self.obs_norm is not None and d.get("obs_norm") is not None:
             self.obs_norm.load_state_dict(d["obs_norm"])
         if self.reward_norm is not None and d.get("reward_norm") is not None:
             self.reward_norm.load_state_dict(d["reward_norm"])
+        if self.history is not None and d.get("history") is not None:
+            self.history.load_state_dict(d["history"])
 
     def freeze(self) -> None:
         """Stop updating normalizer statistics (enjoy / evaluation)."""

@@ -275,7 +275,8 @@ def restart_envs(env: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if subs is None:
             return env.reset()
         sub = subs[i]
-        obs[i], _ = sub.reset()
+        first, _ = sub.reset()
+        obs[i] = first if getattr(env, "history", None) is None else env.history.restart(i, first)
         env._ep_return[i] = 0.0
         env._ep_len[i] = 0
     return obs

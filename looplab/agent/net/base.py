@@ -166,6 +166,24 @@ def init_tail(layer: nn.Linear, std: float | None) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def make_tails(feat: int, out_dims: list[int], config: NetConfig) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """One linear tail per output on `feat` features, with its out_layer_activation (a name or one per tail)."""
+    tails = nn.ModuleList(nn.Linear(feat, d) for d in out_dims)
+    init_params(tails, config.init_fn, "linear")
+    outs = config.out_layer_activation
+    outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
+    if config.init_std is not None:
+        for tail in tails:
+            init_tail(tail, config.init_std)
+    return tails, nn.ModuleList(activation(a) for a in outs)
+
+
+def apply_tails(tails: nn.ModuleList, out_acts: nn.ModuleList, h: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    """The tails' outputs on features `h`: a tensor for one tail, else a list."""
+    outs = [act(tail(h)) for tail, act in zip(tails, out_acts, strict=True)]
+    return outs[0] if len(outs) == 1 else outs
+
+
 class Net(nn.Module):
     """A network body with one linear tail per output; forward returns a tensor or a list of tensors."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, NetConfig, activation, init_params, init_tail
+from looplab.agent.net.base import Net, NetConfig, activation, apply_tails, init_params, make_tails
 from looplab.registry import NETS
 
 
@@ -44,16 +44,7 @@ class MLPNet(Net):
                              config.batch_norm)
         feat = config.hid_layers[-1] if config.hid_layers else in_dim
         init_params(self.body, config.init_fn, config.hid_layers_activation)
-        self.tails = nn.ModuleList(nn.Linear(feat, d) for d in out_dims)
-        init_params(self.tails, config.init_fn, "linear")
-        outs = config.out_layer_activation
-        outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
-        self.out_acts = nn.ModuleList(activation(a) for a in outs)
-        if config.init_std is not None:
-            for tail in self.tails:
-                init_tail(tail, config.init_std)
+        self.tails, self.out_acts = make_tails(feat, out_dims, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        h = self.body(x.flatten(1) if x.dim() > 2 else x)
-        outs = [act(tail(h)) for tail, act in zip(self.tails, self.out_acts, strict=True)]
-        return outs[0] if len(outs) == 1 else outs
+        return apply_tails(self.tails, self.out_acts, self.body(x.flatten(1) if x.dim() > 2 else x))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, NetConfig, activation, init_params, init_tail
+from looplab.agent.net.base import Net, NetConfig, apply_tails, init_params, make_tails
 from looplab.agent.net.mlp import mlp_body
 from looplab.registry import NETS
 from looplab.spec.schema import PositiveCount
@@ -53,14 +53,7 @@ class RecurrentNet(Net):
                     nn.init.zeros_(p)
         self.directions = 2 if config.bidirectional else 1
         feat = config.rnn_hidden_size * self.directions
-        self.tails = nn.ModuleList(nn.Linear(feat, d) for d in out_dims)
-        init_params(self.tails, config.init_fn, "linear")
-        outs = config.out_layer_activation
-        outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
-        self.out_acts = nn.ModuleList(activation(a) for a in outs)
-        if config.init_std is not None:
-            for tail in self.tails:
-                init_tail(tail, config.init_std)
+        self.tails, self.out_acts = make_tails(feat, out_dims, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         batch = x.shape[0]
@@ -71,5 +64,4 @@ class RecurrentNet(Net):
             h_n = h_n[0]
         # h_n: [num_layers * directions, B, H]; the last layer's final state of each direction
         last = h_n[-self.directions:].transpose(0, 1).reshape(batch, -1)
-        outs = [act(tail(last)) for tail, act in zip(self.tails, self.out_acts, strict=True)]
-        return outs[0] if len(outs) == 1 else outs
+        return apply_tails(self.tails, self.out_acts, last)

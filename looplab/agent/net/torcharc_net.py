@@ -13,10 +13,9 @@ import torch
 import torcharc
 import yaml
 from pydantic import field_validator
-from torch import nn
 
 from looplab.agent.net import layers  # noqa: F401  (registers the extra layers in torch.nn)
-from looplab.agent.net.base import Net, NetConfig, activation, init_params, init_tail
+from looplab.agent.net.base import Net, NetConfig, apply_tails, init_params, make_tails
 from looplab.registry import NETS
 
 
@@ -62,14 +61,7 @@ class TorchArcNet(Net):
             feat = self._features(torch.zeros(2, *in_shape))
         self.body.train(was)
         init_params(self.body, config.init_fn, config.hid_layers_activation)
-        self.tails = nn.ModuleList(nn.Linear(feat.shape[-1], d) for d in out_dims)
-        init_params(self.tails, config.init_fn, "linear")
-        outs = config.out_layer_activation
-        outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
-        self.out_acts = nn.ModuleList(activation(a) for a in outs)
-        if config.init_std is not None:
-            for tail in self.tails:
-                init_tail(tail, config.init_std)
+        self.tails, self.out_acts = make_tails(feat.shape[-1], out_dims, config)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize:
@@ -78,6 +70,4 @@ class TorchArcNet(Net):
         return h.flatten(1) if h.dim() > 2 else h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        h = self._features(x.float() if x.dtype == torch.uint8 else x)
-        outs = [act(tail(h)) for tail, act in zip(self.tails, self.out_acts, strict=True)]
-        return outs[0] if len(outs) == 1 else outs
+        return apply_tails(self.tails, self.out_acts, self._features(x.float() if x.dtype == torch.uint8 else x))
