@@ -271,29 +271,18 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
         end_process_group(proc)
 
 
-def end_process_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
-    """SIGTERM the trial's process group, SIGKILL what is left after `grace_s`."""
-    if proc.poll() is not None:  # the trial ended: only stragglers are left, if any
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            try:  # the leader is gone; its session processes may not be
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
+def end_process_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the trial's process group at once: a graceful SIGTERM lets session processes outlive their
+    leader (they handle it) while Ray may kill this worker any moment after a stop; the session files are
+    written atomically, so the rows already logged stay whole."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("trial process %d did not end after SIGKILL", proc.pid)
 
 
 def _trial_process(spec_path: str, file: str, root: str, name: str, index: int) -> int:
