@@ -75,7 +75,7 @@ def prepare(spec_file: str, spec_name: str, set_vars: list[str] | None, override
     try:
         raw, file = load_spec(spec_file, spec_name, variables, sets)
     except LoopLabError as e:
-        raise e.located(spec_file, spec_name) if hasattr(e, "located") else e
+        raise (e.located(spec_file, spec_name) if hasattr(e, "located") else e) from None
     spec = validate_spec(raw, file, spec_name, check_env=check_env)
     return raw, spec, file
 
