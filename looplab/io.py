@@ -12,6 +12,16 @@ from typing import IO, Any
 from looplab.errors import LoopLabError
 
 
+def _file_mode() -> int:
+    """0666 minus the process umask: what open() would give a new file (mkstemp gives 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 class WriteError(LoopLabError):
     """A file could not be written (disk full, permissions); the previous version is intact."""
 
@@ -23,6 +33,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], bina
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()
