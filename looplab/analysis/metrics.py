@@ -82,17 +82,19 @@ def consistency(strength_series: list[np.ndarray]) -> float:
 
 def session_metrics(df: pd.DataFrame, random_baseline: float) -> dict:
     """Scalar session metrics and the local (per-row) series."""
+    # frames trained, whether or not an episode has finished by then
+    last_frame = int(df["frame"].iloc[-1]) if len(df) else 0
     df = df.dropna(subset=["total_reward"])
     if len(df) == 0:
         nan = float("nan")
         scalar = dict.fromkeys(["total_reward_ma", "strength", "max_strength", "final_strength",
                                 "sample_efficiency", "training_efficiency", "stability"], nan)
-        return {"scalar": _clean({"frame": 0, **scalar}), "local": {}}
+        return {"scalar": _clean({"frame": last_frame, **scalar}), "local": {}}
     s = strength(df["total_reward"].to_numpy(), random_baseline)
     frames = df["frame"].to_numpy(dtype=float)
     opt_steps = df["opt_step"].to_numpy(dtype=float)
     scalar = {
-        "frame": int(frames[-1]),
+        "frame": last_frame,
         "total_reward_ma": float(df["total_reward"].to_numpy()[-MA_WINDOW:].mean()),
         "strength": float(s.mean()),
         "max_strength": float(s.max()),
@@ -122,15 +124,15 @@ def trial_metrics(session_dfs: list[pd.DataFrame], session_scalars: list[dict], 
 
     keys = ["total_reward_ma", "strength", "max_strength", "final_strength", "sample_efficiency",
             "training_efficiency", "stability"]
-    scalar: dict = {"frame": int(session_scalars[0].get("frame", 0)) if session_scalars else 0}
+    # a session that finished no episode has None metrics: it is left out of the means
+    scalar: dict = {"frame": max((int(m.get("frame") or 0) for m in session_scalars), default=0)}
     for k in keys:
-        # a session without a finished episode has None metrics
         vals = [float("nan") if m.get(k) is None else m[k] for m in session_scalars]
         scalar[k] = float(np.nanmean(vals)) if any(v == v for v in vals) else float("nan")
     series = [strength(df.dropna(subset=["total_reward"])["total_reward"].to_numpy(), random_baseline)
               for df in session_dfs]
     scalar["consistency"] = consistency([s for s in series if len(s)]) if any(len(s) for s in series) else float("nan")
-    finals = np.array([m.get("total_reward_ma", float("nan")) for m in session_scalars], dtype=float)
+    finals = np.array([m.get("total_reward_ma") for m in session_scalars], dtype=float)  # None -> NaN
     finals = finals[np.isfinite(finals)]
     scalar["total_reward_ma_iqm"] = iqm(finals) if len(finals) else float("nan")
     lo, hi = bootstrap_ci(finals) if len(finals) else (float("nan"), float("nan"))
