@@ -27,8 +27,8 @@ def window_space(space: gym.Space, seq_len: int) -> gym.spaces.Box:
     """The observation space of windows of `seq_len` observations of `space` (zeros are in bounds)."""
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"an observation history needs a Box observation space, got {space}")
-    low = np.minimum(np.broadcast_to(space.low, space.shape), 0)
-    high = np.maximum(np.broadcast_to(space.high, space.shape), 0)
+    low = np.minimum(np.broadcast_to(space.low, space.shape), 0).astype(space.dtype)
+    high = np.maximum(np.broadcast_to(space.high, space.shape), 0).astype(space.dtype)
     return gym.spaces.Box(np.stack([low] * seq_len), np.stack([high] * seq_len), dtype=space.dtype)
 
 
