@@ -27,10 +27,11 @@ CASES = [
     ("Reinforce", BENCH / "reinforce/reinforce_cartpole.json", "reinforce_cartpole", ["agent.algorithm.training_frequency=32"]),
     ("SARSA", BENCH / "sarsa/sarsa_cartpole.json", "sarsa_epsilon_greedy_cartpole", []),
     ("VanillaDQN", BENCH / "dqn/dqn_cartpole.json", "vanilla_dqn_boltzmann_cartpole", OFF_POLICY),
-    ("DQN", BENCH / "dqn/dqn_cartpole.json", "dqn_epsilon_greedy_cartpole", OFF_POLICY),
+    # DQN and PPO run their RecurrentNet specs (DRQN with an LSTM, PPO with a GRU): the MLP ones run elsewhere
+    ("DQN", TEST_SPECS / "rnn_cartpole.json", "dqn_rnn_cartpole", OFF_POLICY),
     ("DoubleDQN", BENCH / "dqn/dqn_cartpole.json", "ddqn_per_boltzmann_cartpole", OFF_POLICY),
     ("ActorCritic", BENCH / "a2c/a2c_gae_cartpole.json", "a2c_gae_cartpole", []),
-    ("PPO", BENCH / "ppo/ppo_cartpole.json", "ppo_cartpole", ON_POLICY),
+    ("PPO", TEST_SPECS / "rnn_cartpole.json", "ppo_rnn_cartpole", ON_POLICY),
     ("SIL", SMOKE, "sil_cartpole", []),
     ("PPOSIL", BENCH / "sil/ppo_sil_cartpole.json", "ppo_sil_cartpole", ON_POLICY),
     ("SoftActorCritic", BENCH / "sac/sac_pendulum.json", "sac_pendulum", OFF_POLICY),

@@ -1,5 +1,5 @@
 """RecurrentNet and the observation history it sees: real windows, zero padding, true final observations,
-each cell type, checkpoints, and PPO / DQN runs through the CLI and in process (determinism, exact resume)."""
+each cell type, checkpoints, and PPO / DQN sessions that resume exactly (their CLI runs: test_cli_smoke.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from looplab.env import Env
 from looplab.env.history import ObsHistory
 from looplab.experiment import checkpoint
 from looplab.experiment.run import prepare
-from tests.conftest import TEST_SPECS, only_run, run_cli
+from tests.conftest import TEST_SPECS
 
 RNN_SPECS = TEST_SPECS / "rnn_cartpole.json"
 
@@ -148,20 +148,7 @@ def test_bad_cell_type_is_a_located_spec_error():
         rnn_spec("ppo_rnn_cartpole", "agent.net.cell_type=LSMT")
 
 
-# ---- through the CLI and the session loop ---------------------------------------------------------
-@pytest.mark.parametrize(("name", "sets"), [
-    ("ppo_rnn_cartpole", ["agent.algorithm.time_horizon=32", "agent.algorithm.minibatch_size=32"]),
-    ("dqn_rnn_cartpole", ["agent.algorithm.training_start_step=32", "agent.memory.batch_size=16"]),
-], ids=["PPO-GRU", "DQN-LSTM"])
-def test_cli_runs_recurrent_specs(name, sets, data_dir):
-    args = [a for s in ["env.max_frame=160", "meta.log_frequency=80", "meta.max_session=1",
-                        "meta.tensorboard=false", "env.num_envs=2", *sets] for a in ("--set", s)]
-    proc = run_cli("run", str(RNN_SPECS), name, "dev", *args, "--quiet", data_dir=data_dir, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    df = pd.read_csv(next((only_run(data_dir) / "info").glob(f"{name}_t0_s0_session_df_*.csv")))
-    assert df["frame"].iloc[-1] == 160 and df["opt_step"].iloc[-1] > 0
-
-
+# ---- the session loop (the CLI runs of both specs are in tests/experiment/test_cli_smoke.py) ---------
 @pytest.mark.parametrize(("name", "overrides"), [
     ("ppo_rnn_cartpole", ["env.max_frame=240", "env.num_envs=2", "agent.algorithm.time_horizon=16",
                           "agent.algorithm.minibatch_size=16", "agent.algorithm.training_epoch=1"]),
