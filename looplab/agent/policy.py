@@ -11,6 +11,10 @@ import math
 import torch
 from torch import distributions as D
 
+# argument checks on every distribution built in the acting and training loops are pure overhead:
+# the nets' parameters stay finite (the training guard skips non-finite updates)
+D.Distribution.set_default_validate_args(False)
+
 # allowed pdtypes per action type; the first is `default`
 PDTYPES: dict[str, list[str]] = {
     "discrete": ["Categorical", "Argmax", "GumbelSoftmax"],
