@@ -400,6 +400,10 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     env = looplab_env()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables; LoopLab logs a line per trial
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Tune's own SIGINT handler ends the trials and returns as if they had finished; LoopLab wants the
+    # experiment marked interrupted and resumable instead, for SIGINT and SIGTERM alike
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.time()
     status = "failed"
     try:
@@ -420,6 +424,7 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                   paths.root)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         try:
             import ray
 
@@ -434,6 +439,16 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                  strength=_first(finished, "strength"), total_reward_ma=_first(finished, "total_reward_ma"))
     print_experiment(paths, df, space.paths, quiet)
     return paths, df
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C; the command exits 128 + 15."""
+
+    exit_code = 143
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise Terminated("SIGTERM")
 
 
 def print_experiment(paths: RunPaths, df: pd.DataFrame, searched: list[str], quiet: bool) -> None:
