@@ -66,11 +66,8 @@ def _conv_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net.conv(x)
 
 
-@NETS.register("ConvNet")
-class ConvNet(MLPNet):
-    """Conv body -> fully connected layers -> one linear tail per output."""
-
-    Config = ConvNetConfig
+class _ConvBody:
+    """A conv body in front of an MLP-style net (plain or dueling): images in, the net's heads out."""
 
     def __init__(self, config: ConvNetConfig, in_shape: tuple[int, ...], out_dims: list[int]):
         conv, feat = conv_body(in_shape, config.conv_hid_layers, config.hid_layers_activation, config.batch_norm)
@@ -83,18 +80,15 @@ class ConvNet(MLPNet):
         return super().forward(_conv_features(self, x))
 
 
-@NETS.register("DuelingConvNet")
-class DuelingConvNet(DuelingMLPNet):
-    """Conv body -> fully connected layers -> Q = V + A - mean(A) (Wang et al. 2016)."""
+@NETS.register("ConvNet")
+class ConvNet(_ConvBody, MLPNet):
+    """Conv body -> fully connected layers -> one linear tail per output."""
 
     Config = ConvNetConfig
 
-    def __init__(self, config: ConvNetConfig, in_shape: tuple[int, ...], out_dims: list[int]):
-        conv, feat = conv_body(in_shape, config.conv_hid_layers, config.hid_layers_activation, config.batch_norm)
-        super().__init__(_fc_config(config), (feat,), out_dims)
-        self.config, self.in_shape = config, in_shape
-        self.conv = conv
-        init_params(self.conv, config.init_fn, config.hid_layers_activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_conv_features(self, x))
+@NETS.register("DuelingConvNet")
+class DuelingConvNet(_ConvBody, DuelingMLPNet):
+    """Conv body -> fully connected layers -> Q = V + A - mean(A) (Wang et al. 2016)."""
+
+    Config = ConvNetConfig
