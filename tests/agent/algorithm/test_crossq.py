@@ -8,6 +8,7 @@ import torch
 from looplab.env import Clock, Env
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import validate_spec
+from tests.agent.loop import step
 from tests.conftest import SHARED_SPECS, only_run, run_cli
 
 BRN_CRITIC = {"type": "TorchArcNet", "gpu": False, "optim_spec": {"name": "Adam", "lr": 1e-3},
@@ -64,11 +65,7 @@ def test_training_updates_critics_in_train_mode_and_actor_with_critics_in_eval_m
     brn.register_forward_hook(lambda m, i, o: seen_modes.append(m.training))
     state = env.reset()
     for _ in range(20):
-        action = agent.act(state)
-        obs, r, te, tr, ns = env.step(action)
-        agent.update(state, action, r, ns, te, tr)
-        agent.clock.tick()
-        state = obs
+        state = step(agent, env, state)
     env.close()
     assert True in seen_modes and False in seen_modes  # critic loss (train) and actor loss (eval)
     assert agent.q1.training  # restored after the actor update

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
-from looplab.env import Clock, Env
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
+from tests.agent.loop import make_agent, step
 from tests.conftest import ROOT
 
 
 def frames_to_solve(name: str, seed: int = 0) -> int | None:
     """Frames until the mean raw return of the last 100 episodes reaches 195 (None if never, within max_frame)."""
-    torch.set_num_threads(1)
     _, spec, _ = prepare(str(ROOT / f"looplab/spec/library/{name}.json"), name, None, None)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    env = Env(spec, seed)
-    clock = Clock(num_envs=env.num_envs)
-    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock)
+    agent, env = make_agent(spec, seed)
     state = env.reset()
     try:
-        while clock.frame < spec.env.max_frame:
-            action = agent.act(state)
-            obs, reward, terminated, truncated, next_state = env.step(action)
-            agent.update(state, action, reward, next_state, terminated, truncated)
-            state = obs
-            clock.tick()
+        while agent.clock.frame < spec.env.max_frame:
+            state = step(agent, env, state)
             if len(env.returns) == 100 and env.total_reward >= 195.0:
-                return clock.frame
+                return agent.clock.frame
     finally:
         env.close()
     return None

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from looplab.env import Clock, Env
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
+from tests.agent.loop import make_agent, step
 from tests.conftest import SHARED_SPECS
 
 FILES = [
@@ -32,20 +30,11 @@ def spec_names() -> list[tuple[Path, str]]:
 
 
 def run_frames(spec, frames: int, seed: int = 0) -> tuple:
-    torch.set_num_threads(1)
     """Act, step and update for `frames` frames, as the session loop does; returns (agent, env)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    env = Env(spec, seed)
-    clock = Clock(num_envs=env.num_envs)
-    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock)
+    agent, env = make_agent(spec, seed)
     state = env.reset()
-    while clock.frame < frames:
-        action = agent.act(state)
-        obs, reward, terminated, truncated, next_state = env.step(action)
-        agent.update(state, action, reward, next_state, terminated, truncated)
-        state = obs
-        clock.tick()
+    while agent.clock.frame < frames:
+        state = step(agent, env, state)
     env.close()
     return agent, env
 

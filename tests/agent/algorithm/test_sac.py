@@ -12,6 +12,7 @@ from looplab.agent.algorithm.sac import polyak_update, squash
 from looplab.env import Clock, Env
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import validate_spec
+from tests.agent.loop import step
 from tests.conftest import ROOT, SHARED_SPECS, only_run, run_cli
 
 
@@ -105,11 +106,7 @@ def test_random_actions_before_training_start_and_alpha_clamped():
     assert a.shape == (1, 1) and -1.0 <= a.min() and a.max() <= 1.0
     assert agent.memory.training_start_step == 50
     for _ in range(80):
-        action = agent.act(state)
-        obs, r, te, tr, ns = env.step(action)
-        agent.update(state, action, r, ns, te, tr)
-        agent.clock.tick()
-        state = obs
+        state = step(agent, env, state)
     env.close()
     assert agent.clock.opt_step > 0 and np.isfinite(agent.loss)
     assert -5.0 <= float(agent.log_alpha) <= 0.1 + 1e-6
