@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_SPECS = ROOT.parent / "shared" / "slm_lab_specs"
+# SLM Lab's spec files as shipped inside the package (MIT; see their README there)
+SLM_SPECS = ROOT / "looplab" / "spec" / "library" / "slm_lab"
 TEST_SPECS = Path(__file__).parent / "data"
 
 

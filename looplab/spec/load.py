@@ -22,15 +22,23 @@ VAR_RE = re.compile(r"\$\{([^}]*)\}")
 LIBRARY = Path(__file__).parent / "library"
 
 
+SLM_LAB = LIBRARY / "slm_lab"
+
+
 def resolve_spec_path(spec_file: str) -> Path:
-    """A path as given, else relative to the built-in library (SLM Lab's `slm_lab/spec/` prefix allowed)."""
+    """A path as given, else one of the shipped spec files.
+
+    Shipped files are LoopLab's library (`demo.json`) and SLM Lab's own spec folders, addressed as
+    `slm_lab/benchmark_arc/...` or with SLM Lab's own prefix `slm_lab/spec/benchmark_arc/...`.
+    """
     path = Path(spec_file)
     if path.exists():
         return path
-    stripped = spec_file.removeprefix("slm_lab/spec/")
-    for candidate in (LIBRARY / stripped, LIBRARY / Path(stripped).name):
-        if candidate.exists():
-            return candidate
+    if ".." not in Path(spec_file).parts:
+        stripped = spec_file.removeprefix("slm_lab/spec/")
+        for candidate in (LIBRARY / spec_file, SLM_LAB / stripped):
+            if candidate.is_file():
+                return candidate
     raise SpecError("spec file not found", file=spec_file)
 
 

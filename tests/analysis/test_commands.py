@@ -18,9 +18,9 @@ import pytest
 from looplab.analysis import commands
 from looplab.errors import LoopLabError
 from tests.analysis.checks import assert_png, plotly_figures
-from tests.conftest import SHARED_SPECS, only_run, run_cli
+from tests.conftest import SLM_SPECS, only_run, run_cli
 
-SPEC = str(SHARED_SPECS / "benchmark" / "ppo" / "ppo_cartpole.json")
+SPEC = str(SLM_SPECS / "benchmark" / "ppo" / "ppo_cartpole.json")
 
 
 @pytest.fixture(scope="module")

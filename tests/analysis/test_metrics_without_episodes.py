@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from looplab.analysis.metrics import session_metrics, trial_metrics
-from tests.conftest import SHARED_SPECS, only_run, run_cli
+from tests.conftest import SLM_SPECS, only_run, run_cli
 
 NO_EPISODE = pd.DataFrame({"frame": [200, 400], "opt_step": [10, 30], "total_reward": [np.nan, np.nan]})
 # episodes finish only after the first checkpoint: R = [nan, 10, 30], R_rand = 10 -> str = [0, 20]
@@ -53,7 +53,7 @@ def test_trial_without_any_episode_is_null(scalars):
 
 def test_cli_run_ending_before_its_first_log_checkpoint_without_an_episode(data_dir):
     """MountainCar's episodes last 200 steps: 2 envs x 100 steps finish none."""
-    path = SHARED_SPECS / "benchmark_arc/dqn/dqn_classic_arc.yaml"
+    path = SLM_SPECS / "benchmark_arc/dqn/dqn_classic_arc.yaml"
     if not path.exists():
         pytest.skip(f"{path} not available")
     sets = ["env.max_frame=200", "env.num_envs=2", "meta.log_frequency=100000", "meta.max_session=1",

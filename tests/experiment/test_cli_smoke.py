@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from looplab.registry import ALGORITHMS
-from tests.conftest import SHARED_SPECS, TEST_SPECS, only_run, run_cli
+from tests.conftest import SLM_SPECS, TEST_SPECS, only_run, run_cli
 
-BENCH = SHARED_SPECS / "benchmark"
+BENCH = SLM_SPECS / "benchmark"
 SMOKE = TEST_SPECS / "smoke_specs.json"
 MAX_FRAME = 192
 SETS = [f"env.max_frame={MAX_FRAME}", "meta.log_frequency=64", "meta.max_session=1", "meta.tensorboard=false",

@@ -20,9 +20,9 @@ from looplab.experiment.checkpoint import STOP
 from looplab.experiment.paths import SUBDIRS, RunPaths
 from looplab.experiment.run import prepare
 from looplab.registry import ALGORITHMS
-from tests.conftest import SHARED_SPECS
+from tests.conftest import SLM_SPECS
 
-BENCH = SHARED_SPECS / "benchmark"
+BENCH = SLM_SPECS / "benchmark"
 TINY = ["meta.tensorboard=false", "meta.log_frequency=50"]
 # (id, spec file, spec name, overrides): tiny runs that cross several log checkpoints mid-episode
 CASES = [

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED_SPECS, only_run, run_cli
+from tests.conftest import SLM_SPECS, only_run, run_cli
 
-PPO = str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json")
+PPO = str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json")
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "entropy_coef", "clip_eps"]
 

@@ -19,9 +19,9 @@ import torch
 from looplab import io
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
-from tests.conftest import ROOT, SHARED_SPECS, only_run, run_cli
+from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
 
-PPO = str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json")
+PPO = str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json")
 SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set", "meta.max_session=1",
         "--set", "meta.random_seed=3", "--set", "meta.tensorboard=false", "--set", "env.num_envs=2",
         "--set", "agent.algorithm.time_horizon=32", "--set", "agent.algorithm.training_epoch=2"]
@@ -216,7 +216,7 @@ def test_an_env_whose_physics_cannot_be_saved_restarts_its_episode():
     from looplab.env import Env
     from looplab.experiment.run import prepare
 
-    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole", None,
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole", None,
                          ["env.name=LunarLander-v3", "env.num_envs=1"], check_env=False)
     env = Env(spec, 0)
     env.reset()

@@ -6,7 +6,7 @@ import pytest
 
 from looplab.errors import SpecError
 from looplab.spec import load_spec, parse_set, parse_vars, validate_spec
-from tests.conftest import SHARED_SPECS
+from tests.conftest import SLM_SPECS
 
 YAML = """
 _meta: &meta
@@ -87,7 +87,7 @@ def test_bad_var():
 
 
 def test_slm_lab_ppo_cartpole_unchanged():
-    raw, file = load_spec(str(SHARED_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole")
+    raw, file = load_spec(str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole")
     spec = validate_spec(raw, file, "ppo_cartpole")
     assert spec.algorithm.clip_vloss is False  # SLM Lab spells it clip_val_loss
     assert spec.algorithm.time_horizon == 256 and spec.env.num_envs == 4
@@ -95,14 +95,14 @@ def test_slm_lab_ppo_cartpole_unchanged():
 
 
 def test_use_same_optim_gives_critic_the_actor_optimizer():
-    raw, file = load_spec(str(SHARED_SPECS / "demo.json"), "ppo_cartpole")
+    raw, file = load_spec(str(SLM_SPECS / "demo.json"), "ppo_cartpole")
     raw["agent"]["net"]["actor_optim_spec"] = {"name": "Adam", "lr": 0.5}
     spec = validate_spec(raw, file, "ppo_cartpole")
     assert spec.net.for_role("critic").optim_spec.model_extra["lr"] == 0.5
 
 
 def _spec(tmp_path, mutate):
-    raw = json.loads((SHARED_SPECS / "demo.json").read_text())
+    raw = json.loads((SLM_SPECS / "demo.json").read_text())
     mutate(raw["ppo_cartpole"])
     p = tmp_path / "s.json"
     p.write_text(json.dumps(raw))
@@ -151,5 +151,5 @@ def test_impossible_or_unknown_values(tmp_path, mutate, path):
 
 def test_unknown_spec_name_lists_available():
     with pytest.raises(SpecError) as e:
-        load_spec(str(SHARED_SPECS / "demo.json"), "ppo_cartpol")
+        load_spec(str(SLM_SPECS / "demo.json"), "ppo_cartpol")
     assert "did you mean 'ppo_cartpole'" in str(e.value) and "available: ppo_cartpole" in str(e.value)

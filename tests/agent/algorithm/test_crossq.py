@@ -9,7 +9,7 @@ from looplab.env import Clock, Env
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import validate_spec
 from tests.agent.loop import step
-from tests.conftest import SHARED_SPECS, only_run, run_cli
+from tests.conftest import SLM_SPECS, only_run, run_cli
 
 BRN_CRITIC = {"type": "TorchArcNet", "gpu": False, "optim_spec": {"name": "Adam", "lr": 1e-3},
               "arc": {"modules": {"body": {"Sequential": [{"LazyLinear": {"out_features": 16}},
@@ -73,7 +73,7 @@ def test_training_updates_critics_in_train_mode_and_actor_with_critics_in_eval_m
 
 
 def test_crossq_smoke_runs_through_the_cli(data_dir):
-    spec = SHARED_SPECS / "benchmark" / "crossq" / "crossq_classic.yaml"
+    spec = SLM_SPECS / "benchmark" / "crossq" / "crossq_classic.yaml"
     run_cli("run", str(spec), "crossq_pendulum", "dev", "--set", "env.max_frame=1200", "--set",
             "agent.algorithm.training_start_step=1000", "--set", "meta.log_frequency=400", "--quiet",
             data_dir=data_dir, check=True)

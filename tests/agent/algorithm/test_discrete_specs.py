@@ -10,7 +10,7 @@ import yaml
 
 from looplab.experiment.run import prepare
 from tests.agent.loop import make_agent, step
-from tests.conftest import SHARED_SPECS
+from tests.conftest import SLM_SPECS
 
 FILES = [
     *[f"benchmark_arc/{d}" for d in ("reinforce", "sarsa", "dqn", "a2c")],
@@ -21,7 +21,7 @@ FILES = [
 def spec_names() -> list[tuple[Path, str]]:
     out = []
     for folder in FILES:
-        for f in sorted((SHARED_SPECS / folder).glob("*")):
+        for f in sorted((SLM_SPECS / folder).glob("*")):
             if f.suffix not in (".json", ".yaml", ".yml"):
                 continue
             data = yaml.safe_load(f.read_text())

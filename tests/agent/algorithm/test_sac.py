@@ -13,7 +13,7 @@ from looplab.env import Clock, Env
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import validate_spec
 from tests.agent.loop import step
-from tests.conftest import ROOT, SHARED_SPECS, only_run, run_cli
+from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
 
 
 def _agent(raw: dict):
@@ -113,7 +113,7 @@ def test_random_actions_before_training_start_and_alpha_clamped():
 
 
 def test_sac_smoke_runs_through_the_cli(data_dir):
-    spec = SHARED_SPECS / "benchmark_arc" / "sac" / "sac_classic_arc.yaml"
+    spec = SLM_SPECS / "benchmark_arc" / "sac" / "sac_classic_arc.yaml"
     run_cli("run", str(spec), "sac_pendulum_arc", "dev", "--set", "env.max_frame=1200", "--set",
             "agent.algorithm.training_start_step=800", "--set", "meta.log_frequency=400", "--quiet",
             data_dir=data_dir, check=True)

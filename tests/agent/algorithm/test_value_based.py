@@ -15,9 +15,9 @@ from looplab.env import Clock, Env
 from looplab.experiment.run import prepare
 from looplab.registry import ALGORITHMS
 from tests.agent.algorithm.test_discrete_specs import run_frames
-from tests.conftest import SHARED_SPECS
+from tests.conftest import SLM_SPECS
 
-DQN_FILE = str(SHARED_SPECS / "benchmark/dqn/dqn_cartpole.json")
+DQN_FILE = str(SLM_SPECS / "benchmark/dqn/dqn_cartpole.json")
 
 
 class FixedQ(torch.nn.Module):
@@ -73,7 +73,7 @@ def test_sarsa_next_actions_and_target():
 
 
 def test_sarsa_train_uses_stored_next_action_and_cuts_on_terminated():
-    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/sarsa/sarsa_cartpole.json"), "sarsa_epsilon_greedy_cartpole",
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/sarsa/sarsa_cartpole.json"), "sarsa_epsilon_greedy_cartpole",
                          None, ["env.max_frame=1000", "env.num_envs=1", "agent.algorithm.training_frequency=3"])
     env = Env(spec, 0)
     agent = ALGORITHMS.get("SARSA")(spec, env.info, Clock(num_envs=1))
@@ -133,7 +133,7 @@ SPECS = {
 @pytest.mark.parametrize("algo", list(SPECS))
 def test_save_and_reload_round_trip(algo):
     path, name = SPECS[algo]
-    _, spec, _ = prepare(str(SHARED_SPECS / path), name, None, ["env.max_frame=300"])
+    _, spec, _ = prepare(str(SLM_SPECS / path), name, None, ["env.max_frame=300"])
     if getattr(spec.algorithm, "time_horizon", None):
         spec.algorithm.time_horizon = 16
     if getattr(spec.algorithm, "training_frequency", None):
@@ -155,12 +155,12 @@ def test_save_and_reload_round_trip(algo):
 
 
 def test_reinforce_with_episodic_memory_and_random_baseline():
-    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
                          None, ["env.max_frame=400", "agent.memory.name=OnPolicyReplay",
                                 "agent.algorithm.training_frequency=2"])
     agent, _ = run_frames(spec, 400)
     assert agent.clock.opt_step > 0 and np.isfinite(agent.loss)
-    _, spec, _ = prepare(str(SHARED_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/reinforce/reinforce_cartpole.json"), "reinforce_cartpole",
                          None, ["env.max_frame=200", "agent.algorithm.name=Random"])
     agent, env = run_frames(spec, 200)
     assert agent.clock.opt_step == 0 and env.episodes > 0
