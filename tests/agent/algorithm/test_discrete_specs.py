@@ -12,20 +12,21 @@ from looplab.experiment.run import prepare
 from tests.agent.loop import make_agent, step
 from tests.conftest import SLM_SPECS
 
+# the classic-control and Box2D files of the family (Atari and MuJoCo files need `-s env=` and pixels)
 FILES = [
-    *[f"benchmark_arc/{d}" for d in ("reinforce", "sarsa", "dqn", "a2c")],
-    *[f"benchmark/{d}" for d in ("reinforce", "sarsa", "dqn", "sil", "a2c")],
+    "benchmark_arc/reinforce/reinforce_arc.yaml", "benchmark_arc/sarsa/sarsa_arc.yaml",
+    "benchmark_arc/dqn/dqn_classic_arc.yaml", "benchmark_arc/a2c/a2c_classic_arc.yaml",
+    "benchmark/reinforce/reinforce_cartpole.json", "benchmark/sarsa/sarsa_cartpole.json",
+    "benchmark/dqn/dqn_cartpole.json", "benchmark/sil/ppo_sil_cartpole.json", "benchmark/a2c/a2c_gae_cartpole.json",
 ]
 
 
 def spec_names() -> list[tuple[Path, str]]:
     out = []
-    for folder in FILES:
-        for f in sorted((SLM_SPECS / folder).glob("*")):
-            if f.suffix not in (".json", ".yaml", ".yml"):
-                continue
-            data = yaml.safe_load(f.read_text())
-            out += [(f, name) for name in data if not name.startswith("_")]
+    for name in FILES:
+        f = SLM_SPECS / name
+        data = yaml.safe_load(f.read_text())
+        out += [(f, spec) for spec in data if not spec.startswith("_")]
     return out
 
 
