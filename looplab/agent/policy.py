@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import distributions as D
 
 # argument checks on every distribution built in the acting and training loops are pure overhead:
@@ -18,8 +19,8 @@ D.Distribution.set_default_validate_args(False)
 # allowed pdtypes per action type; the first is `default`
 PDTYPES: dict[str, list[str]] = {
     "discrete": ["Categorical", "Argmax", "GumbelSoftmax"],
-    "continuous": ["Normal", "Beta", "Gumbel", "LogNormal"],
-    "multi_continuous": ["Normal", "MultivariateNormal", "Beta", "Gumbel", "LogNormal"],
+    "continuous": ["Normal", "Beta", "Gumbel", "LogNormal", "NormalTanh"],
+    "multi_continuous": ["Normal", "MultivariateNormal", "Beta", "Gumbel", "LogNormal", "NormalTanh"],
     "multi_discrete": ["MultiCategorical"],
     "multi_binary": ["Bernoulli"],
 }
@@ -120,6 +121,30 @@ class SymmetricBeta(D.Independent):
         return super().mean * 2.0 - 1.0
 
 
+def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """sum over action dims of log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
+    (Haarnoja et al. 2018, appendix C)."""
+    return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+
+
+class NormalTanh(D.Independent):
+    """A tanh-squashed Normal (Brax's policy) whose samples are the pre-tanh values u; the env gets tanh(u).
+
+    Keeping u (the memory stores it) spares the unstable atanh of actions near the bounds. log_prob(u) is
+    the density of a = tanh(u): log N(u) - sum log(1 - tanh(u)^2); the entropy of a is that of u plus
+    E[sum log(1 - tanh(u)^2)], estimated from one sample as Brax does. The greedy action is tanh(loc).
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__(D.Normal(loc, scale), 1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value) - tanh_log_det(value)
+
+    def entropy(self) -> torch.Tensor:
+        return super().entropy() + tanh_log_det(self.base_dist.rsample())
+
+
 def out_dim(pdtype: str, action_dim: int, nvec: list[int] | None = None, learned_std: bool = False) -> int:
     """Size of the policy head for a pdtype."""
     if pdtype in PDTYPES["discrete"]:
@@ -151,6 +176,8 @@ def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
     scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
     if pdtype == "Normal":
         return D.Independent(D.Normal(loc, scale), 1)
+    if pdtype == "NormalTanh":
+        return NormalTanh(loc, scale)
     if pdtype == "MultivariateNormal":
         return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
     if pdtype == "Beta":

@@ -51,6 +51,9 @@ def _native_atari() -> bool:
 
 def check_env_id(env_id: str) -> None:
     """Raise ValueError for an id Gymnasium does not know (used by the schema)."""
+    if env_id.startswith("playground/"):
+        raise ValueError(f"'{env_id}' is a MuJoCo Playground env, which runs on JAX; LoopLab runs Gymnasium envs "
+                         "only (SLM Lab's playground specs run here with e.g. -s env=HalfCheetah-v5)")
     _register_families(env_id)
     try:
         gym.spec(env_id)
@@ -195,6 +198,7 @@ class Env:
         obs_shape = tuple(self.single_observation_space.shape or ())
         self.obs_norm = ObsNormalizer(obs_shape) if env_spec.normalize_obs else None
         gamma = float(getattr(spec.algorithm, "gamma", 0.99) if spec.algorithm is not None else 0.99)
+        self.reward_scale = env_spec.reward_scale
         self.reward_norm = RewardNormalizer(self.num_envs, gamma) if env_spec.normalize_reward else None
         self.clip_obs = clip_bounds(env_spec.clip_obs if env_spec.clip_obs is not None
                                     else (10.0 if env_spec.normalize_obs else None))
@@ -259,6 +263,8 @@ class Env:
             same = next_state is obs
             obs = self._obs(obs)
             next_state = obs if same else self._obs(next_state, update=False)
+        if self.reward_scale != 1.0:
+            reward = reward * self.reward_scale
         if self.reward_norm is not None:
             reward = self.reward_norm(reward, done)
         if self.clip_reward is not None:

@@ -7,7 +7,9 @@ new algorithm, net or memory brings its own keys with it.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -94,6 +96,7 @@ class EnvSpec(Open):
     normalize_reward: bool = False
     clip_obs: float | None = None
     clip_reward: float | list[float] | None = None
+    reward_scale: float = 1.0  # learning-side rewards are multiplied by it (before normalize/clip)
     vectorization_mode: Literal["sync", "async", "auto", "vector_entry_point"] = "auto"
     frame_stack: PositiveCount | None = None
 
@@ -204,11 +207,48 @@ def validate_model(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
         raise e from None
 
 
+# a number as YAML 1.2 and JSON write it; YAML 1.1 (PyYAML) reads e.g. `3e-4` (no dot) as a string
+NUMBER_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+NUMERIC_SECTIONS = ("agent", "env")
+NAME_KEYS = ("name", "type")
+
+
+def read_numeric_strings(node: Any, path: str = "") -> list[tuple[str, str, int | float]]:
+    """Replace, in place, every numeric-looking string value under `node` (but names) by its number.
+
+    Returns (key path, string, number) for each replacement, so that the caller can say so.
+    """
+    found: list[tuple[str, str, int | float]] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        sub = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
+        if isinstance(value, str) and key not in NAME_KEYS and NUMBER_RE.fullmatch(value.strip()):
+            text = value.strip()
+            number: int | float = int(text) if text.lstrip("+-").isdigit() else float(text)
+            node[key] = number
+            found.append((sub, value, number))
+        elif isinstance(value, (dict, list)):
+            found += read_numeric_strings(value, sub)
+    return found
+
+
+def warn_numeric_strings(raw: dict, file: str | None, spec_name: str | None) -> None:
+    """A number written so that the file's parser read a string (`lr: 3e-4` in YAML) is read as the number."""
+    for section in NUMERIC_SECTIONS:
+        if isinstance(raw.get(section), dict):
+            for path, text, number in read_numeric_strings(raw[section], section):
+                where = ": ".join(x for x in (file, f"spec '{spec_name}'" if spec_name else None, path) if x)
+                logging.getLogger("looplab").warning(
+                    f"looplab: warning: {where}: the string '{text}' is read as the number {number!r} (YAML 1.1 "
+                    "reads a number like 3e-4, without a dot, as text)")
+
+
 def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = None, check_env: bool = True) -> Spec:
     """Validate a loaded spec dict into a `Spec` with typed component configs."""
     from looplab.registry import ALGORITHMS, MEMORIES, NETS
 
     spec_name = spec_name or raw.get("name")
+    warn_numeric_strings(raw, file, spec_name)
     try:
         raw = dict(raw)
         raw.setdefault("name", spec_name)

@@ -72,7 +72,8 @@ def _run(raw: dict, frames: int = 64):
 
 CASES = [
     ("Pendulum-v1", "Normal", None), ("Pendulum-v1", "Normal", 0.0), ("Pendulum-v1", "Beta", None),
-    ("Pendulum-v1", "Gumbel", None), ("Pendulum-v1", "LogNormal", None),
+    ("Pendulum-v1", "Gumbel", None), ("Pendulum-v1", "LogNormal", None), ("Pendulum-v1", "NormalTanh", None),
+    ("LunarLanderContinuous-v3", "NormalTanh", 0.0),
     ("LunarLanderContinuous-v3", "MultivariateNormal", None), ("LunarLanderContinuous-v3", "Beta", None),
     ("LoopLabTest/MultiDiscrete-v0", "MultiCategorical", None), ("LoopLabTest/MultiBinary-v0", "Bernoulli", None),
 ]
@@ -101,3 +102,40 @@ def test_pdtype_trains_end_to_end(algo, env, pdtype, log_std_init):
 def test_beta_covers_the_whole_action_range():
     _, _, actions = _run(_spec("PPO", "Pendulum-v1", "Beta"), frames=256)
     assert actions.min() < -0.3 and actions.max() > 0.3
+
+
+def test_normal_tanh_log_prob_entropy_and_stored_actions():
+    from looplab.agent.policy import make_pd
+
+    loc, log_scale = torch.tensor([[0.3, -1.2]]), torch.tensor([[-0.5, 0.2]])
+    pd = make_pd("NormalTanh", torch.cat([loc, log_scale], -1))
+    u = torch.tensor([[0.7, -2.0]])
+    normal = torch.distributions.Normal(loc, log_scale.exp())
+    # density of a = tanh(u): log N(u) - sum log(1 - tanh(u)^2)
+    expected = (normal.log_prob(u) - torch.log(1 - torch.tanh(u) ** 2)).sum(-1)
+    assert torch.allclose(pd.log_prob(u), expected, atol=1e-5)
+    torch.manual_seed(0)
+    estimates = torch.stack([pd.entropy() for _ in range(4000)]).mean()
+    torch.manual_seed(1)
+    a = torch.tanh(normal.sample((20000,)))
+    entropy_mc = -(pd.log_prob(torch.atanh(a.clamp(-0.999999, 0.999999)))).mean()  # E[-log p(a)]
+    assert abs(float(estimates) - float(entropy_mc)) < 0.05
+    # the memory keeps pre-tanh samples; the env gets their tanh
+    agent, _, actions = _run(_spec("PPO", "Pendulum-v1", "NormalTanh"), frames=16)  # 8 of 16 rollout steps
+    assert np.allclose(actions[-1], np.tanh(agent.pre_tanh_action))
+    np.testing.assert_array_equal(agent.memory.actions[agent.memory.head - 1], agent.pre_tanh_action)
+
+
+def test_linear_to_min_decays_to_min_factor_at_frame():
+    from looplab.agent.net.optim import make_lr_scheduler
+    from looplab.spec.schema import ClassSpec
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    # 1000 frames at 100 frames per update: 10 updates to reach 0.2
+    sched = make_lr_scheduler(ClassSpec(name="LinearToMin", frame=1000, min_factor=0.2), opt, 100)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 1.0 and lrs[5] == pytest.approx(0.6) and lrs[10] == pytest.approx(0.2) and lrs[11] == 0.2

@@ -36,3 +36,16 @@ def test_periodic_decay_formula_and_bounds():
     assert periodic_decay(start, end, s0, s1, step) == pytest.approx(max(expected, end))
     values = [periodic_decay(start, end, s0, s1, k) for k in range(0, 601, 7)]
     assert min(values) >= end and max(values) <= start + 1e-9
+
+
+def test_written_end_val_zero_decays_to_zero():
+    """SLM Lab replaces a falsy end_val (0, 0.0) with start_val; here end_val 0.0 means 0.0."""
+    from looplab.agent.schedule import Schedule
+    from looplab.spec.schema import ScheduleSpec
+
+    spec = ScheduleSpec(name="linear_decay", start_val=0.01, end_val=0.0, start_step=0, end_step=1000)
+    sched = Schedule(spec)
+    assert sched.value(500) == pytest.approx(0.005)
+    assert sched.value(1000) == 0.0 and sched.end_value() == 0.0
+    left_out = ScheduleSpec(name="linear_decay", start_val=0.01, start_step=0, end_step=1000)
+    assert Schedule(left_out).value(1000) == 0.01  # an absent end_val is start_val, as in SLM Lab

@@ -126,3 +126,18 @@ def test_scale_obs_scales_images_for_the_net_only():
     agent.env_info, agent.device = env.info, "cpu"
     x = agent.to_tensor(np.full((1, 2), 255, np.uint8))
     assert x.dtype.is_floating_point and float(x.max()) == 1.0  # the net sees [0, 1]
+
+
+def test_reward_scale_scales_learning_rewards_not_reported_returns():
+    plain, scaled = (Env(_spec({"name": "CartPole-v1", "num_envs": 2, **keys}), seed=0)
+                     for keys in ({}, {"reward_scale": 10.0}))
+    for env in (plain, scaled):
+        env.reset()
+    for _ in range(40):
+        action = np.zeros(2, dtype=np.int64)
+        _, r_plain, *_ = plain.step(action)
+        _, r_scaled, *_ = scaled.step(action)
+        np.testing.assert_array_equal(r_scaled, 10.0 * r_plain)
+    assert plain.returns and list(plain.returns) == list(scaled.returns)
+    plain.close()
+    scaled.close()

@@ -4,8 +4,8 @@
 - DQN: the target net both selects and evaluates a' (the textbook algorithm).
 - DoubleDQN: the online net selects a', the target net evaluates it.
 Dueling is a net type (DuelingMLPNet). Per train call: `training_iter` sampled batches, each used for
-`training_batch_iter` gradient steps. With PrioritizedReplay the loss is importance-weighted and the
-sampled priorities are updated from |TD error|. Target nets: `replace` every `update_frequency`
+`training_batch_iter` gradient steps. With PrioritizedReplay the sampled priorities are updated from
+|TD error| before each step, and the loss is importance-weighted when the memory gives weights. Target nets: `replace` every `update_frequency`
 frames or `polyak` after every training call.
 """
 
@@ -91,7 +91,7 @@ class VanillaDQN(SARSA):
                 self.step_optim("net", loss)
                 losses.append(loss.detach())
                 if hasattr(self.memory, "update_priorities"):
-                    self.memory.update_priorities(batch["indices"], td.abs().cpu().numpy())
+                    self.memory.update_priorities(batch["priority_indices"], td.abs().cpu().numpy())
         self.step_lr_schedulers()
         return float(torch.stack(losses).mean())
 

@@ -100,6 +100,19 @@ class Reinforce(Algorithm):
             action = self.select(out)
         return self.to_env_action(action)
 
+    def to_env_action(self, action: torch.Tensor) -> np.ndarray:
+        if self.pdtype == "NormalTanh":
+            # the memory stores the pre-tanh sample u (see policy.NormalTanh); the env gets tanh(u)
+            self.pre_tanh_action = action.cpu().numpy().reshape(-1, *self.env_info.action_space.shape)
+            action = torch.tanh(action)
+        return super().to_env_action(action)
+
+    def update(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
+               terminated: np.ndarray, truncated: np.ndarray) -> None:
+        if self.pdtype == "NormalTanh":
+            action = self.pre_tanh_action
+        super().update(state, action, reward, next_state, terminated, truncated)
+
     def select(self, out: torch.Tensor) -> torch.Tensor:
         """An action per env under `action_policy`; greedy (or end-of-schedule exploration) when not training."""
         policy = self.config.action_policy

@@ -15,13 +15,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import field_validator
 
 from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net
 from looplab.agent.net.optim import make_loss
-from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN
+from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
 
@@ -68,14 +67,12 @@ class SACConfig(AlgorithmConfig):
 def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """A reparameterized tanh-Gaussian sample and its log-prob, summed over action dims.
 
-    log pi(a) = log N(u) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))
-    for numerical stability (Haarnoja et al. 2018, appendix C).
+    log pi(a) = log N(u) - sum log(1 - tanh(u)^2).
     """
     std = log_std.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
     u = loc if deterministic else loc + std * torch.randn_like(loc)
     logp = torch.distributions.Normal(loc, std).log_prob(u).sum(-1)
-    logp = logp - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
-    return torch.tanh(u), logp
+    return torch.tanh(u), logp - tanh_log_det(u)
 
 
 @torch.no_grad()

@@ -1,16 +1,26 @@
 """Prioritized experience replay (Schaul et al. 2016), proportional variant on a sum tree.
 
-P(i) = p_i / sum p, p_i = (|TD error| + epsilon)^alpha; new transitions get the largest priority so far.
-Batches are stratified over the total priority. Importance-sampling weights w_i = (n P(i))^-beta / max w
-(which SLM Lab omits) correct the bias; beta anneals linearly from `beta` to 1 at `beta_end_step` frames
-(default: env.max_frame).
+P(i) = p_i / sum p, with p_i = (|TD error| + epsilon)^alpha once item i was trained on. By default it
+does what SLM Lab's PrioritizedReplay does, which differs from the paper; each difference is a key:
+
+- `new_priority`: `slm_lab` (default) gives every new transition (100000 + epsilon)^alpha (about 1000 at
+  alpha 0.6), so that new items are drawn before nearly all others; `max` gives it the largest
+  priority so far (the paper).
+- `sampling`: `iid` (default) draws each index independently in proportion to priority; `stratified`
+  draws one index from each of batch_size equal slices of the total priority (the paper).
+- `importance_weights`: false (default) trains on the plain mean loss; true weights each item by
+  w_i = (n P(i))^-beta / max w, beta annealed linearly from `beta` to 1 at `beta_end_step` frames
+  (default: env.max_frame), as the paper does.
+- `cer_update`: with `use_cer`, whether the TD errors of the new transitions CER put into a batch
+  update their priorities; false (default) leaves them at their new-item priority.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from looplab.agent.memory.replay import Replay, ReplayConfig
 from looplab.registry import MEMORIES
@@ -54,11 +64,27 @@ class SumTree:
         return nodes - self.leaves
 
 
+# SLM Lab adds each transition with the TD error 100000 in place of a measured one
+SLM_LAB_NEW_ERROR = 100000.0
+
+
 class PrioritizedReplayConfig(ReplayConfig):
     alpha: Prob = 0.6
     epsilon: float = 1e-4
-    beta: Prob = 0.4
+    new_priority: Literal["slm_lab", "max"] = "slm_lab"
+    sampling: Literal["iid", "stratified"] = "iid"
+    importance_weights: bool = False
+    beta: Prob | None = None
     beta_end_step: NonNegCount | None = None
+    cer_update: bool = False
+
+    @model_validator(mode="after")
+    def _beta_needs_weights(self) -> PrioritizedReplayConfig:
+        if not self.importance_weights:
+            for key in ("beta", "beta_end_step"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"'{key}' anneals importance weights; it needs importance_weights: true")
+        return self
 
 
 @MEMORIES.register("PrioritizedReplay")
@@ -68,13 +94,20 @@ class PrioritizedReplay(Replay):
     def __init__(self, config: PrioritizedReplayConfig, env_info: Any, algorithm: Any):
         super().__init__(config, env_info, algorithm)
         self.alpha, self.epsilon = config.alpha, config.epsilon
-        self.beta_start = config.beta
+        self.new_priority, self.sampling = config.new_priority, config.sampling
+        self.importance_weights, self.cer_update = config.importance_weights, config.cer_update
+        self.beta_start = config.beta if config.beta is not None else 0.4
         spec = getattr(algorithm, "spec", None)
         self.beta_end_step = config.beta_end_step if config.beta_end_step is not None else (
             spec.env.max_frame if spec is not None else 1)
         self.clock = getattr(algorithm, "clock", None)
         self.tree = SumTree(self.max_size)
         self.max_priority = 1.0
+        self.num_cer = 0  # CER slots at the end of the last sampled batch
+        self.slm_lab_priority = self.priority(np.array([SLM_LAB_NEW_ERROR]))[0]
+
+    def priority(self, errors: np.ndarray) -> np.ndarray:
+        return (np.abs(errors) + self.epsilon) ** self.alpha
 
     @property
     def beta(self) -> float:
@@ -84,27 +117,40 @@ class PrioritizedReplay(Replay):
 
     def write(self, idx: np.ndarray, **step: np.ndarray) -> None:
         super().write(idx, **step)
-        self.tree.update(idx, np.full(len(idx), self.max_priority))
+        new = self.slm_lab_priority if self.new_priority == "slm_lab" else self.max_priority
+        self.tree.update(idx, np.full(len(idx), new))
 
     def sample_indices(self, batch_size: int) -> np.ndarray:
         total = self.tree.total
-        bounds = (np.arange(batch_size) + self.rng.random(batch_size)) * (total / batch_size)
-        idx = np.minimum(self.tree.find(np.minimum(bounds, np.nextafter(total, 0))), self.size - 1)
-        if self.use_cer:
-            k = min(len(self.latest), batch_size)
-            idx[batch_size - k:] = self.latest[:k]
+        u = self.rng.random(batch_size)
+        if self.sampling == "stratified":
+            u = (np.arange(batch_size) + u) / batch_size
+        values = np.minimum(u * total, np.nextafter(total, 0))
+        idx = np.minimum(self.tree.find(values), self.size - 1)
+        self.num_cer = self.apply_cer(idx)
         return idx
 
     def sample(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """A batch; `priority_indices` are the slots whose priorities its TD errors update (-1: none)."""
         batch = super().sample(batch_size)
-        probs = self.tree.get(batch["indices"]) / self.tree.total
-        w = (self.size * probs) ** -self.beta
-        batch["weights"] = (w / w.max()).astype(np.float32)
+        idx = batch["indices"]
+        priority_idx = idx.copy()
+        if self.num_cer and not self.cer_update:
+            priority_idx[len(idx) - self.num_cer:] = -1
+        batch["priority_indices"] = priority_idx
+        if self.importance_weights:
+            probs = self.tree.get(idx) / self.tree.total
+            w = (self.size * probs) ** -self.beta
+            batch["weights"] = (w / w.max()).astype(np.float32)
         return batch
 
     def update_priorities(self, idx: np.ndarray, errors: np.ndarray) -> None:
-        p = (np.abs(errors) + self.epsilon) ** self.alpha
-        self.tree.update(idx, p)
+        """Priorities (|error| + epsilon)^alpha for slots `idx`; slots given as -1 are left alone."""
+        keep = idx >= 0
+        if not keep.any():
+            return
+        p = self.priority(errors[keep])
+        self.tree.update(idx[keep], p)
         self.max_priority = max(self.max_priority, float(p.max()))
 
     def state_dict(self) -> dict:

@@ -3,12 +3,16 @@
 A vector step of N envs is written as N consecutive transitions. The memory is ready to train once
 more than `training_start_step` transitions were seen and `training_frequency` more frames (transitions)
 arrived since the last training call (SLM Lab's readiness, counted in frames for any num_envs).
-`use_cer` (combined experience replay, Zhang & Sutton 2017) puts the newest vector step into every batch.
+`use_cer` (combined experience replay, Zhang & Sutton 2017) puts new transitions into the batch, in
+its last slots. Which ones is `cer_items`: `unseen` (default, SLM Lab's behaviour) gives the next batch
+every transition added since the previous batch (at most batch_size; the rest go into the batch after),
+so with `training_iter` > 1 only the first batch of a training call holds new ones; `latest` puts the
+newest vector step into every batch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,6 +25,7 @@ class ReplayConfig(MemoryConfig):
     batch_size: PositiveCount
     max_size: PositiveCount
     use_cer: bool = False
+    cer_items: Literal["unseen", "latest"] = "unseen"
 
 
 @MEMORIES.register("Replay")
@@ -44,6 +49,7 @@ class Replay(Memory):
         self.batch_size = int(config.batch_size)
         self.max_size = max(int(config.max_size), self.num_envs)
         self.use_cer = config.use_cer
+        self.cer_items = config.cer_items
         self.training_start_step = int(getattr(algorithm, "training_start_step", None) or self.batch_size)
         self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
         s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
@@ -60,6 +66,7 @@ class Replay(Memory):
         self._ready = False
         self._slots = np.arange(self.num_envs)
         self.latest = np.arange(self.num_envs)  # slots of the newest vector step
+        self.cer_seen = 0  # transitions (counted as seen_size counts) already put into a batch by CER
         self.rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))
 
     # ---- storing ------------------------------------------------------------------------------
@@ -95,10 +102,24 @@ class Replay(Memory):
     # ---- sampling -----------------------------------------------------------------------------
     def sample_indices(self, batch_size: int) -> np.ndarray:
         idx = self.rng.integers(0, self.size, size=batch_size)
-        if self.use_cer:
-            k = min(len(self.latest), batch_size)
-            idx[batch_size - k:] = self.latest[:k]
+        self.apply_cer(idx)
         return idx
+
+    def apply_cer(self, idx: np.ndarray) -> int:
+        """With `use_cer`, overwrite the last slots of `idx` with new transitions; returns how many."""
+        if not self.use_cer:
+            return 0
+        if self.cer_items == "latest":
+            k = min(len(self.latest), len(idx))
+            idx[len(idx) - k:] = self.latest[:k]
+            return k
+        first = max(self.cer_seen, self.seen_size - self.size)  # older unseen ones were overwritten
+        k = min(self.seen_size - first, len(idx))
+        if k > 0:
+            # transition number n sits in slot n % max_size (writes start at slot 0 and wrap)
+            idx[len(idx) - k:] = (first + np.arange(k)) % self.max_size
+        self.cer_seen = first + max(k, 0)
+        return max(k, 0)
 
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {k: getattr(self, k)[idx] for k in self.fields}
@@ -113,7 +134,7 @@ class Replay(Memory):
     def state_dict(self) -> dict:
         n = self.size
         return {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
-                "ready": self._ready, "latest": self.latest.copy(), "rng": self.rng.bit_generator.state,
+                "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen, "rng": self.rng.bit_generator.state,
                 **{k: getattr(self, k)[:n].copy() for k in self.fields}}
 
     def load_state_dict(self, d: dict) -> None:
@@ -123,4 +144,5 @@ class Replay(Memory):
         self.head, self.size, self.seen_size = int(d["head"]), n, int(d["seen_size"])
         self.since_train, self._ready = int(d["since_train"]), bool(d["ready"])
         self.latest = np.asarray(d["latest"])
+        self.cer_seen = int(d.get("cer_seen", self.seen_size))
         self.rng.bit_generator.state = d["rng"]

@@ -38,6 +38,9 @@ class NetConfig(Strict):
     hid_layers_activation: str = "relu"
     out_layer_activation: str | list[str | None] | None = None
     init_fn: str | None = None
+    # gain of init_fn (orthogonal_/xavier_*) on the output layers: "hidden" = hid_layers_activation's gain
+    # (SLM Lab initialises every layer with it, e.g. 5/3 for tanh), or a number such as 1.0
+    out_layer_init_gain: float | Literal["hidden"] = "hidden"
     init_std: float | None = None
     actor_init_std: float | None = None
     critic_init_std: float | None = None
@@ -140,23 +143,37 @@ class NetConfig(Strict):
         return self.model_copy(update=update)
 
 
-def init_params(module: nn.Module, init_fn: str | None, act_name: str | None) -> None:
-    """Initialise Linear/Conv weights with torch.nn.init.<init_fn> (gain from the activation), biases 0."""
+GAIN_INIT_FNS = (nn.init.orthogonal_, nn.init.xavier_uniform_, nn.init.xavier_normal_)
+
+
+def activation_gain(act_name: str | None) -> float:
+    """torch.nn.init.calculate_gain of an activation named as in a spec (`leakyrelu`, `Tanh` ...); 1 if it has none."""
+    name = (act_name or "linear").lower()
+    try:
+        return nn.init.calculate_gain("leaky_relu" if name == "leakyrelu" else name)
+    except ValueError:
+        return 1.0
+
+
+def init_params(module: nn.Module, init_fn: str | None, gain: float) -> None:
+    """Initialise Linear/Conv weights with torch.nn.init.<init_fn> (with `gain` where it takes one), biases 0."""
     if init_fn is None:
         return
     fn = getattr(nn.init, init_fn if init_fn.endswith("_") else init_fn + "_")
-    try:
-        gain = nn.init.calculate_gain((act_name or "linear").lower())
-    except ValueError:
-        gain = 1.0
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
-            if fn in (nn.init.orthogonal_, nn.init.xavier_uniform_, nn.init.xavier_normal_):
+            if fn in GAIN_INIT_FNS:
                 fn(m.weight, gain=gain)
             else:
                 fn(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def out_layer_gain(config: NetConfig) -> float:
+    """The init gain of the output layers under `out_layer_init_gain`."""
+    gain = config.out_layer_init_gain
+    return activation_gain(config.hid_layers_activation) if gain == "hidden" else float(gain)
 
 
 def init_tail(layer: nn.Linear, std: float | None) -> None:
@@ -169,7 +186,7 @@ def init_tail(layer: nn.Linear, std: float | None) -> None:
 def make_tails(feat: int, out_dims: list[int], config: NetConfig) -> tuple[nn.ModuleList, nn.ModuleList]:
     """One linear tail per output on `feat` features, with its out_layer_activation (a name or one per tail)."""
     tails = nn.ModuleList(nn.Linear(feat, d) for d in out_dims)
-    init_params(tails, config.init_fn, "linear")
+    init_params(tails, config.init_fn, out_layer_gain(config))
     outs = config.out_layer_activation
     outs = outs if isinstance(outs, list) else [outs] * len(out_dims)
     if config.init_std is not None:

@@ -11,7 +11,7 @@ import torch
 from pydantic import field_validator
 from torch import nn
 
-from looplab.agent.net.base import activation, init_params
+from looplab.agent.net.base import activation, activation_gain, init_params
 from looplab.agent.net.dueling import DuelingMLPNet
 from looplab.agent.net.mlp import MLPNet, MLPNetConfig
 from looplab.registry import NETS
@@ -74,7 +74,7 @@ class _ConvBody:
         super().__init__(_fc_config(config), (feat,), out_dims)
         self.config, self.in_shape = config, in_shape
         self.conv = conv
-        init_params(self.conv, config.init_fn, config.hid_layers_activation)
+        init_params(self.conv, config.init_fn, activation_gain(config.hid_layers_activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         return super().forward(_conv_features(self, x))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, init_params
+from looplab.agent.net.base import Net, activation_gain, init_params, out_layer_gain
 from looplab.agent.net.mlp import MLPNetConfig, mlp_body
 from looplab.registry import NETS
 
@@ -25,8 +25,8 @@ class DuelingMLPNet(Net):
         feat = config.hid_layers[-1] if config.hid_layers else in_dim
         self.v = nn.Linear(feat, 1)
         self.adv = nn.Linear(feat, out_dims[0])
-        init_params(self.body, config.init_fn, config.hid_layers_activation)
-        init_params(nn.ModuleList([self.v, self.adv]), config.init_fn, "linear")
+        init_params(self.body, config.init_fn, activation_gain(config.hid_layers_activation))
+        init_params(nn.ModuleList([self.v, self.adv]), config.init_fn, out_layer_gain(config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x.flatten(1) if x.dim() > 2 else x)

@@ -6,7 +6,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, NetConfig, activation, apply_tails, init_params, make_tails
+from looplab.agent.net.base import (
+    Net,
+    NetConfig,
+    activation,
+    activation_gain,
+    apply_tails,
+    init_params,
+    make_tails,
+)
 from looplab.registry import NETS
 
 
@@ -43,7 +51,7 @@ class MLPNet(Net):
         self.body = mlp_body(in_dim, config.hid_layers, config.hid_layers_activation, config.layer_norm,
                              config.batch_norm)
         feat = config.hid_layers[-1] if config.hid_layers else in_dim
-        init_params(self.body, config.init_fn, config.hid_layers_activation)
+        init_params(self.body, config.init_fn, activation_gain(config.hid_layers_activation))
         self.tails, self.out_acts = make_tails(feat, out_dims, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:

@@ -74,8 +74,15 @@ LR_SCHEDULERS_OWN = ("LinearToZero", "LinearToMin")
 
 def check_lr_scheduler_spec(spec: Any) -> None:
     if spec.name in LR_SCHEDULERS_OWN:
-        if "frame" not in (spec.model_extra or {}):
+        kwargs = spec.model_extra or {}
+        allowed = {"frame", "min_factor"} if spec.name == "LinearToMin" else {"frame"}
+        if "frame" not in kwargs:
             raise ValueError(f"{spec.name} needs 'frame' (the frames over which lr decays)")
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise ValueError(f"unknown key '{unknown[0]}' for {spec.name}{did_you_mean(unknown[0], allowed)}")
+        if spec.name == "LinearToMin" and not 0.0 <= float(kwargs.get("min_factor", 0.1)) <= 1.0:
+            raise ValueError("LinearToMin's min_factor must be in [0, 1]")
         return
     classes = _scheduler_classes()
     if spec.name not in classes:
@@ -84,14 +91,19 @@ def check_lr_scheduler_spec(spec: Any) -> None:
 
 
 def make_lr_scheduler(spec: Any, optim: torch.optim.Optimizer, frames_per_update: int) -> Any:
-    """An lr scheduler stepped once per training call; `frame` counts are converted to such calls."""
+    """An lr scheduler stepped once per training call; `frame` counts are converted to such calls.
+
+    LinearToZero: lr falls linearly to 0 at `frame` frames. LinearToMin: lr falls linearly to
+    `min_factor` (default 0.1) times its start at `frame` frames, then stays there (the scheduler of
+    SLM Lab's MuJoCo Playground specs, absent from its master branch).
+    """
     if spec is None:
         return None
     kwargs = _kwargs(spec)
     if spec.name in LR_SCHEDULERS_OWN:
         total = max(1, int(kwargs["frame"]) // max(1, frames_per_update))
-        min_factor = float(kwargs.get("min_factor", 0.0)) if spec.name == "LinearToMin" else 0.0
+        floor = float(kwargs.get("min_factor", 0.1)) if spec.name == "LinearToMin" else 0.0
         return torch.optim.lr_scheduler.LambdaLR(
-            optim, lambda step: max(min_factor, 1.0 - step / total)
+            optim, lambda step: max(floor, 1.0 - step * (1.0 - floor) / total)
         )
     return _scheduler_classes()[spec.name](optim, **kwargs)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, NetConfig, apply_tails, init_params, make_tails
+from looplab.agent.net.base import Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
 from looplab.agent.net.mlp import mlp_body
 from looplab.registry import NETS
 from looplab.spec.schema import PositiveCount
@@ -39,7 +39,7 @@ class RecurrentNet(Net):
         self.step_dim = int(np.prod(in_shape[1:])) if len(in_shape) > 1 else int(np.prod(in_shape))
         self.fc = mlp_body(self.step_dim, config.fc_hid_layers, config.hid_layers_activation, config.layer_norm,
                            config.batch_norm)
-        init_params(self.fc, config.init_fn, config.hid_layers_activation)
+        init_params(self.fc, config.init_fn, activation_gain(config.hid_layers_activation))
         rnn_in = config.fc_hid_layers[-1] if config.fc_hid_layers else self.step_dim
         self.rnn = getattr(nn, config.cell_type)(input_size=rnn_in, hidden_size=config.rnn_hidden_size,
                                                  num_layers=config.rnn_num_layers, batch_first=True,

@@ -15,7 +15,7 @@ import yaml
 from pydantic import field_validator
 
 from looplab.agent.net import layers  # noqa: F401  (registers the extra layers in torch.nn)
-from looplab.agent.net.base import Net, NetConfig, apply_tails, init_params, make_tails
+from looplab.agent.net.base import Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
 from looplab.registry import NETS
 
 
@@ -60,7 +60,7 @@ class TorchArcNet(Net):
         with torch.no_grad():
             feat = self._features(torch.zeros(2, *in_shape))
         self.body.train(was)
-        init_params(self.body, config.init_fn, config.hid_layers_activation)
+        init_params(self.body, config.init_fn, activation_gain(config.hid_layers_activation))
         self.tails, self.out_acts = make_tails(feat.shape[-1], out_dims, config)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ from looplab.agent.memory.replay import Replay, ReplayConfig
 from looplab.env.make import EnvInfo
 
 
-def make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=False, start=None, freq=None, obs_dtype=np.float32):
+def make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=False, start=None, freq=None, obs_dtype=np.float32,
+                cer_items="unseen"):
     info = EnvInfo("test", num_envs, gym.spaces.Box(0, 255, (3,), dtype=obs_dtype), gym.spaces.Discrete(2))
-    cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer)
+    cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer, cer_items=cer_items)
     algo = SimpleNamespace(training_start_step=start, training_frequency=freq)
     return Replay(cfg, info, algo)
 
@@ -68,8 +69,8 @@ def test_uniform_sampling_covers_buffer_evenly():
     assert batch["states"].shape == (6000, 3)
 
 
-def test_cer_puts_newest_vector_step_in_batch():
-    mem = make_replay(num_envs=2, max_size=50, batch_size=8, use_cer=True)
+def test_cer_latest_puts_newest_vector_step_in_every_batch():
+    mem = make_replay(num_envs=2, max_size=50, batch_size=8, use_cer=True, cer_items="latest")
     add_steps(mem, 10)
     for _ in range(5):
         batch = mem.sample()
@@ -77,13 +78,36 @@ def test_cer_puts_newest_vector_step_in_batch():
         np.testing.assert_array_equal(batch["indices"][-2:], [18, 19])
 
 
+def test_cer_unseen_puts_each_new_transition_into_one_batch():
+    """SLM Lab's CER: the transitions added since the previous batch fill its last slots, once."""
+    mem = make_replay(num_envs=2, max_size=50, batch_size=4, use_cer=True)
+    add_steps(mem, 3)  # transitions 0..5
+    np.testing.assert_array_equal(mem.sample()["indices"], [0, 1, 2, 3])  # 6 unseen: the oldest 4 fill the batch
+    np.testing.assert_array_equal(mem.sample()["indices"][-2:], [4, 5])  # then the other 2
+    assert mem.cer_seen == 6
+    add_steps(mem, 1, 3)  # transitions 6, 7
+    np.testing.assert_array_equal(mem.sample()["indices"][-2:], [6, 7])
+    batch = mem.sample()  # nothing new: a plain uniform batch
+    assert mem.cer_seen == 8 and len(batch["indices"]) == 4
+
+
+def test_cer_unseen_skips_overwritten_transitions():
+    mem = make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=True)
+    add_steps(mem, 5)  # 10 transitions into 6 slots: 0..3 are gone
+    np.testing.assert_array_equal(mem.sample()["indices"], [4 % 6, 5 % 6, 6 % 6, 7 % 6])
+    np.testing.assert_array_equal(mem.sample()["indices"][-2:], [8 % 6, 9 % 6])
+
+
 def test_state_dict_round_trip_reproduces_samples():
-    mem = make_replay(num_envs=2, max_size=6, batch_size=5)
+    mem = make_replay(num_envs=2, max_size=6, batch_size=5, use_cer=True)
     add_steps(mem, 5)
+    mem.sample()
+    add_steps(mem, 1, 5)
     d = mem.state_dict()
-    other = make_replay(num_envs=2, max_size=6, batch_size=5)
+    other = make_replay(num_envs=2, max_size=6, batch_size=5, use_cer=True)
     other.load_state_dict(d)
     a, b = mem.sample(), other.sample()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    assert (other.head, other.size, other.seen_size) == (mem.head, mem.size, mem.seen_size)
+    assert (other.head, other.size, other.seen_size, other.cer_seen) == (mem.head, mem.size, mem.seen_size,
+                                                                          mem.cer_seen)
