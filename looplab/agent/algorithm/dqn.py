@@ -1,8 +1,10 @@
 """The DQN family (Mnih et al. 2015; van Hasselt et al. 2016) on a replay memory.
 
 - VanillaDQN: target r + gamma (1 - terminated) max_a' Q(s', a') with the online net itself.
-- DQN: the target net both selects and evaluates a' (the textbook algorithm).
-- DoubleDQN: the online net selects a', the target net evaluates it.
+- DQN: a target net evaluates a'. Which net selects a' is `double_q`: SLM Lab's DQN lets the online net
+  select it (its DQN computes Double DQN targets), so that is the default (`double_q: true`);
+  `double_q: false` is the textbook DQN, where the target net both selects and evaluates a'.
+- DoubleDQN: the online net selects a', the target net evaluates it (always).
 Dueling is a net type (DuelingMLPNet). Per train call: `training_iter` sampled batches, each used for
 `training_batch_iter` gradient steps. With PrioritizedReplay the sampled priorities are updated from
 |TD error| before each step, and the loss is importance-weighted when the memory gives weights. Target nets: `replace` every `update_frequency`
@@ -28,6 +30,11 @@ class VanillaDQNConfig(SARSAConfig):
     training_iter: PositiveCount = 1
     training_batch_iter: PositiveCount = 1
     training_start_step: NonNegCount | None = None
+
+
+class DQNConfig(VanillaDQNConfig):
+    # SLM Lab's DQN selects a' with the online net (Double DQN targets); false: the textbook DQN target
+    double_q: bool = True
 
 
 @torch.no_grad()
@@ -119,6 +126,7 @@ class VanillaDQN(SARSA):
 
 @ALGORITHMS.register("DQN")
 class DQN(VanillaDQN):
+    Config = DQNConfig
     uses_target_net = True
 
     def init_nets(self) -> None:
@@ -132,11 +140,22 @@ class DQN(VanillaDQN):
         return {"net": self.net, "target_net": self.target_net}
 
     def next_q(self, next_states: torch.Tensor) -> torch.Tensor:
-        return self.target_net(next_states).max(-1).values
+        if not self.config.double_q:
+            return self.target_net(next_states).max(-1).values
+        a = self.net(next_states).argmax(-1, keepdim=True)
+        return self.target_net(next_states).gather(-1, a).squeeze(-1)
+
+
+class DoubleDQNConfig(VanillaDQNConfig):
+    pass
 
 
 @ALGORITHMS.register("DoubleDQN")
 class DoubleDQN(DQN):
+    """DQN whose online net always selects a' (no `double_q` key: it is what the name says)."""
+
+    Config = DoubleDQNConfig
+
     def next_q(self, next_states: torch.Tensor) -> torch.Tensor:
         a = self.net(next_states).argmax(-1, keepdim=True)
         return self.target_net(next_states).gather(-1, a).squeeze(-1)

@@ -48,15 +48,16 @@ def transition_batch():
             "truncateds": np.array([0.0, 1.0, 0.0], dtype=np.float32)}
 
 
-@pytest.mark.parametrize(("algo", "expected"), [
+@pytest.mark.parametrize(("algo", "expected", "extra"), [
     # online Q(1) = [1, 5], Q(2) = [4, 2]; target Q(1) = [3, 0], Q(2) = [7, 9]; gamma 0.5
-    ("VanillaDQN", [1.0, 1 + 0.5 * 4, 1 + 0.5 * 5]),  # max online
-    ("DQN", [1.0, 1 + 0.5 * 9, 1 + 0.5 * 3]),  # max target
-    ("DoubleDQN", [1.0, 1 + 0.5 * 7, 1 + 0.5 * 0]),  # target at online argmax
+    ("VanillaDQN", [1.0, 1 + 0.5 * 4, 1 + 0.5 * 5], []),  # max online
+    ("DQN", [1.0, 1 + 0.5 * 9, 1 + 0.5 * 3], ["agent.algorithm.double_q=false"]),  # max target
+    ("DQN", [1.0, 1 + 0.5 * 7, 1 + 0.5 * 0], []),  # SLM Lab's DQN: target at online argmax
+    ("DoubleDQN", [1.0, 1 + 0.5 * 7, 1 + 0.5 * 0], []),  # target at online argmax
 ])
-def test_dqn_targets(algo, expected):
+def test_dqn_targets(algo, expected, extra):
     overrides = [] if algo != "VanillaDQN" else ["agent.net.update_type=null", "agent.net.update_frequency=null"]
-    agent = make_agent("dqn_epsilon_greedy_cartpole", algo, overrides)
+    agent = make_agent("dqn_epsilon_greedy_cartpole", algo, [*overrides, *extra])
     agent.gamma = 0.5
     agent.net = FixedQ([[0, 0], [1, 5], [4, 2]])
     if agent.target_net is not None:
