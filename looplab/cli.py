@@ -85,6 +85,26 @@ def print_summary(paths, metrics: dict) -> None:
 
 
 @app.command()
+def benchmark(
+    suite: Annotated[str, typer.Argument(help="suite file (YAML), or a shipped suite: slm_lab_classic, slm_lab_box2d")],
+    out: Annotated[str | None, typer.Option("--out", help="output folder (default DATA/benchmark/SUITE)")] = None,
+    rows: Annotated[str | None, typer.Option("--rows", help="rows to run: names, envs or algorithms, comma-separated "
+                                                            "globs or substrings")] = None,
+    sessions: Annotated[int | None, typer.Option("--sessions", help="sessions per row instead of the suite's")] = None,
+    frames: Annotated[str | None, typer.Option("--frames", help="frames per row instead of the suite's (e.g. 2e4)")] = None,
+    data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    publish: Annotated[str | None, typer.Option("--publish", help="also write the table into this markdown file, "
+                                                                  "e.g. BENCHMARKS.md")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="run failed rows again")] = False,
+) -> None:
+    """Run a benchmark suite row by row (resumable) and write its table: benchmark.md, .csv, graphs."""
+    from looplab.experiment.benchmark import run_benchmark
+
+    run_benchmark(suite, out, rows, sessions, frames, data, quiet, publish, retry_failed)
+
+
+@app.command()
 def report(run_dir: Annotated[str, typer.Argument(help="run folder")]) -> None:
     """Write RUN_DIR/index.html: spec, provenance, metrics, graphs and checkpoints of a run."""
     from looplab.analysis.commands import report as write

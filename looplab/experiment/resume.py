@@ -80,7 +80,15 @@ def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
 def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> None:
     """Continue the run `target` (a folder or 'latest') of `spec_name` in place."""
     from looplab.cli import print_summary
-    from looplab.experiment.run import execute, write_status
+    from looplab.experiment.run import execute
+
+    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet)
+    print_summary(paths, execute(paths, trial))
+
+
+def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> tuple[RunPaths, object]:
+    """The run folder `target` marked running again, and the Trial that continues it from its checkpoints."""
+    from looplab.experiment.run import write_status
     from looplab.experiment.trial import Trial
 
     root, name = find_run(target, spec_name, data)
@@ -94,6 +102,5 @@ def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, qu
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
                  resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None)
-    metrics = execute(paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True))
-    print_summary(paths, metrics)
+    return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True)
 

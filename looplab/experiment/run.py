@@ -110,6 +110,12 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
 
 def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, dict]:
     """dev / train: one trial in a new run folder."""
+    paths, trial = start_trial(raw, spec, file, mode, data, quiet)
+    return paths, execute(paths, trial)
+
+
+def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, Any]:
+    """A new run folder with the resolved spec and status saved, and the Trial that will run in it."""
     from looplab.experiment.trial import Trial
 
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
@@ -123,7 +129,7 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                  max_frame=spec.env.max_frame, pid=_pid())
     spec_dict = json.loads(json.dumps(resolved))
-    return paths, execute(paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet))
+    return paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet)
 
 
 def execute(paths: RunPaths, trial: Any) -> dict:

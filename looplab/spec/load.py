@@ -156,20 +156,25 @@ def apply_overrides(spec: dict, overrides: list[tuple[str, Any]], file: str, nam
         node[keys[-1]] = value
 
 
+def read_text(path: Path, file: str) -> str:
+    """A spec-like file's text; errors name `file` (the path as the user gave it)."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=file)
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("not a UTF-8 text file", file=file) from None
+    except OSError as e:
+        raise SpecError(f"cannot read: {e.strerror}", file=file) from None
+
+
 def load_raw(spec_file: str, variables: dict[str, str] | None = None) -> tuple[dict, str]:
     """Read and parse a whole spec file; returns (mapping of spec names to specs, display path)."""
     path = resolve_spec_path(spec_file)
     file = str(spec_file)
     if path.is_dir():
         raise SpecError("is a folder, not a spec file", file=file)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=file)
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("not a UTF-8 text file", file=file) from None
-    except OSError as e:
-        raise SpecError(f"cannot read: {e.strerror}", file=file) from None
+    text = read_text(path, file)
     if not text.strip():
         raise SpecError("file is empty", file=file)
     text = substitute(text, variables or {})

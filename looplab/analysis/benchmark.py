@@ -1,0 +1,217 @@
+"""The benchmark table: one row per suite row, read from the run folder each row ran in.
+
+`records` turns the suite and its state (which run folder belongs to which row) into plain dicts;
+`write_tables` writes `benchmark.md`, `benchmark.csv` and one multi-trial graph per env; `publish`
+puts the same section into a markdown file of the user's (e.g. BENCHMARKS.md) between markers, so
+that several suites share one page.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from looplab import io
+from looplab.analysis import graphs
+from looplab.analysis.report import _duration, _read_json
+from looplab.spec.suite import Suite, SuiteRow
+
+log = logging.getLogger("looplab")
+PASS, FAIL = "✅", "❌"
+CSV_COLS = ["suite", "row", "env", "algorithm", "status", "total_reward_ma", "total_reward_ma_iqm",
+            "total_reward_ma_ci_low", "total_reward_ma_ci_high", "eval_total_reward_ma", "reference", "beats_reference",
+            "target", "beats_target", "frames", "sessions", "wall_time_s", "fps", "git_sha", "git_dirty", "run",
+            "reference_source", "error"]
+MA_GRAPH = "mean_returns_ma"
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path) -> dict:
+    """The table's fields for one row: its state entry and what its run folder holds."""
+    entry = entry or {}
+    out: dict[str, Any] = dict.fromkeys(CSV_COLS)
+    out.update(suite=suite.name, row=row.name, env=row.env, algorithm=row.algorithm, reference=row.reference,
+               reference_source=row.source, target=row.target, status=entry.get("status", "pending"),
+               error=entry.get("error"), wall_time_s=entry.get("wall_time"), run=entry.get("run"))
+    root = data / entry["run"] if entry.get("run") else None
+    if root is None or not root.is_dir():
+        return out
+    status = _read_json(root / "run.json")
+    name = str(status.get("spec_name") or root.name)
+    spec = _read_json(root / f"{name}_spec.json")
+    meta, env = spec.get("meta") or {}, spec.get("env") or {}
+    out.update(git_sha=meta.get("git_sha"), git_dirty=meta.get("git_dirty"), sessions=meta.get("max_session"),
+               frames=env.get("max_frame"))
+    trial = _read_json(root / f"{name}_t0_trial_metrics_scalar.json")
+    for k in ("total_reward_ma", "total_reward_ma_iqm", "total_reward_ma_ci_low", "total_reward_ma_ci_high"):
+        out[k] = _num(trial.get(k))
+    out["eval_total_reward_ma"] = _num(_read_json(root / "info" / f"{name}_t0_trial_metrics_scalar_eval.json")
+                                       .get("total_reward_ma"))
+    fps = [df["fps"].iloc[-1] for df in _session_dfs(root, name) if len(df) and "fps" in df]
+    fps = [f for f in fps if _num(f) is not None]
+    out["fps"] = float(sum(fps) / len(fps)) if fps else None
+    ma = out["total_reward_ma"]
+    if out["status"] == "finished" and ma is not None:
+        out["beats_reference"] = None if row.reference is None else bool(ma >= row.reference)
+        out["beats_target"] = None if row.target is None else bool(ma > row.target)
+    return out
+
+
+def _session_dfs(root: Path, name: str) -> list[pd.DataFrame]:
+    from looplab.experiment.paths import RunPaths
+
+    return graphs.trial_session_dfs(RunPaths(root, name), 0)
+
+
+# ---- markdown --------------------------------------------------------------------------------------
+def _f(v: Any, digits: int = 2) -> str:
+    v = _num(v)
+    return "–" if v is None else f"{v + 0.0:,.{digits}f}"
+
+
+def _mark(v: bool | None) -> str:
+    return "–" if v is None else PASS if v else FAIL
+
+
+def _short(n: Any) -> str:
+    """2e5 for 200000: budgets read as they are written in papers."""
+    if not isinstance(n, int):
+        return "–"
+    s = f"{n:.0e}".replace("e+0", "e").replace("e+", "e")
+    return s if n >= 10_000 and float(s) == n else f"{n:,}"
+
+
+def _sha(rec: dict) -> str:
+    sha = rec.get("git_sha")
+    return "–" if not sha else f"`{sha[:8]}{'+dirty' if rec.get('git_dirty') else ''}`"
+
+
+def env_slug(env: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", env)
+
+
+def table_markdown(records: list[dict]) -> str:
+    head = ["Env", "Algorithm", "MA", "IQM", "95% CI", "Eval mean", "Ref. MA", "vs ref", "Target", "vs target",
+            "Frames", "Sessions", "Wall time", "FPS", "Git SHA", "Run folder", "Status"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in records:
+        ci = "–" if r["total_reward_ma_ci_low"] is None else \
+            f"[{_f(r['total_reward_ma_ci_low'])}, {_f(r['total_reward_ma_ci_high'])}]"
+        status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "finished" else "")
+        cells = [r["env"], r["algorithm"], _f(r["total_reward_ma"]), _f(r["total_reward_ma_iqm"]), ci,
+                 _f(r["eval_total_reward_ma"]), _f(r["reference"]), _mark(r["beats_reference"]),
+                 "–" if r["target"] is None else f"> {_f(r['target'], 0)}", _mark(r["beats_target"]),
+                 _short(r["frames"]), "–" if r["sessions"] is None else str(r["sessions"]),
+                 "–" if r["wall_time_s"] is None else _duration(r["wall_time_s"]),
+                 "–" if r["fps"] is None else f"{r['fps']:,.0f}", _sha(r),
+                 f"`{r['run']}`" if r["run"] else "–", status.replace("|", "/")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def section_markdown(suite: Suite, records: list[dict], command: str, graph_links: dict[str, str]) -> str:
+    """The whole section: header (command, frames, sessions, git SHA), legend, table, graphs."""
+    frames: dict[str, list[str]] = {}
+    for r in records:
+        if r["frames"] is not None:
+            frames.setdefault(_short(r["frames"]), [])
+            if r["env"] not in frames[_short(r["frames"])]:
+                frames[_short(r["frames"])].append(r["env"])
+    sessions = sorted({r["sessions"] for r in records if r["sessions"] is not None})
+    shas = sorted({_sha(r) for r in records if r.get("git_sha")})
+    done = sum(r["status"] == "finished" for r in records)
+    lines = [
+        f"## {suite.name}: {suite.description}" if suite.description else f"## {suite.name}", "",
+        f"- command: `{command}`",
+        "- frames: " + ("; ".join(f"{k} ({', '.join(v)})" for k, v in frames.items()) or "–"),
+        "- sessions: " + (", ".join(map(str, sessions)) or "–"),
+        "- LoopLab git SHA: " + (shas[0] if len(shas) == 1 else f"{len(shas)} different, see the table" if shas
+                                 else "–"),
+        f"- rows finished: {done} of {len(records)}; written {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        "MA is the final trial `total_reward_ma`: the mean over sessions of each session's mean return over its "
+        "last 100 log checkpoints, the statistic the reference publishes. IQM is the interquartile mean of the "
+        "sessions' final MA and 95% CI its stratified bootstrap interval. Eval mean is the same MA of the greedy "
+        "evaluation episodes (`meta.rigorous_eval`), where the spec asks for them. vs ref: "
+        f"{PASS} when MA ≥ the reference MA; vs target: {PASS} when MA > the env's target. FPS: frames per second "
+        "of a session, the mean over sessions; wall time: the whole trial's.",
+        "",
+        table_markdown(records),
+    ]
+    sources = sorted({r["reference_source"] for r in records if r.get("reference_source")})
+    if sources:
+        lines += ["", "Reference: " + "; ".join(sources) + "."]
+    for env, link in graph_links.items():
+        lines += ["", f"### {env}", "", f"![{env}: mean return (moving average) per algorithm]({link})"]
+    return "\n".join(lines) + "\n"
+
+
+# ---- files -----------------------------------------------------------------------------------------
+def env_graphs(records: list[dict], data: Path, out: Path) -> dict[str, Path]:
+    """One multi-trial graph per env (an algorithm's mean ± std curve each); returns env -> MA graph PNG."""
+    by_env: dict[str, dict[str, list[pd.DataFrame]]] = {}
+    for r in records:
+        if not r["run"] or not (data / r["run"]).is_dir():
+            continue
+        root = data / r["run"]
+        dfs = _session_dfs(root, str(_read_json(root / "run.json").get("spec_name") or root.name))
+        if not dfs:
+            continue
+        trials = by_env.setdefault(r["env"], {})
+        label = r["algorithm"] if r["algorithm"] not in trials else f"{r['algorithm']} ({r['row']})"
+        trials[label] = dfs
+    written = {}
+    for env, trials in by_env.items():
+        paths = graphs.multi_trial_graphs(out / "graphs", env_slug(env), trials, title=env)
+        png = out / "graphs" / f"{env_slug(env)}_multi_trial_graph_{MA_GRAPH}_vs_frames.png"
+        if png in paths:
+            written[env] = png
+    return written
+
+
+def write_tables(suite: Suite, records: list[dict], data: Path, out: Path, command: str) -> Path:
+    """`benchmark.md`, `benchmark.csv` and the per-env graphs in `out`; returns the markdown's path."""
+    pngs = env_graphs(records, data, out)
+    links = {env: str(p.relative_to(out)) for env, p in pngs.items()}
+    md = out / "benchmark.md"
+    io.write_text(md, section_markdown(suite, records, command, links))
+    io.write_csv(out / "benchmark.csv", pd.DataFrame(records, columns=CSV_COLS))
+    return md
+
+
+def publish(suite: Suite, records: list[dict], command: str, out: Path, path: Path) -> Path:
+    """Write the suite's section into `path` between its markers (other content kept), with its graphs
+    copied next to it into `{stem}_graphs/`."""
+    graph_dir = path.parent / f"{path.stem}_graphs"
+    links = {}
+    for env in dict.fromkeys(r["env"] for r in records):
+        png = out / "graphs" / f"{env_slug(env)}_multi_trial_graph_{MA_GRAPH}_vs_frames.png"
+        if png.is_file():
+            target = graph_dir / f"{suite.name}_{env_slug(env)}.png"
+            io.atomic_write(target, lambda f, src=png: f.write(src.read_bytes()), binary=True)
+            links[env] = f"{graph_dir.name}/{target.name}"
+    begin, end = f"<!-- looplab benchmark {suite.name}: begin -->", f"<!-- looplab benchmark {suite.name}: end -->"
+    section = f"{begin}\n{section_markdown(suite, records, command, links)}{end}\n"
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as e:
+        from looplab.errors import LoopLabError
+
+        raise LoopLabError(f"--publish {path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        text = pre + section + rest.split(end, 1)[1].removeprefix("\n")
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n") + section
+    io.write_text(path, text)
+    return path
+

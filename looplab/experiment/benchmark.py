@@ -1,0 +1,314 @@
+"""`looplab benchmark SUITE`: run a suite's rows as trials, one after another, resumably, and tabulate them.
+
+Each row is a `train` trial in its own run folder under the data folder, made and run by the same
+machinery as `looplab run` (`start_trial`, `execute`); an interrupted or killed row continues in its
+folder through `train@RUN_DIR` (`resume_trial`). `benchmark_state.json` in the output folder records
+which run folder belongs to which row, so a second invocation skips finished rows, resumes the
+unfinished one and runs the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looplab import io
+from looplab.analysis.commands import _alive, _status
+from looplab.errors import LoopLabError, SpecError
+from looplab.experiment.paths import data_dir
+from looplab.experiment.run import execute, prepare, redacted_command, start_trial
+from looplab.spec.suite import Suite, SuiteRow, load_suite
+
+log = logging.getLogger("looplab.benchmark")
+STATE_FILE = "benchmark_state.json"
+DONE = ("finished", "failed")
+
+
+@dataclass
+class Planned:
+    """A selected row, validated, with what it will run."""
+
+    index: int
+    row: SuiteRow
+    spec: Any
+    raw: dict
+    file: str
+    fingerprint: str
+
+    @property
+    def work(self) -> int:
+        """Frames over all sessions: what the ETA divides time by."""
+        return int(self.spec.env.max_frame) * int(self.spec.meta.max_session)
+
+
+class State:
+    """`benchmark_state.json`: row name -> {run, status, error, fingerprint, wall_time, ...}; atomic writes."""
+
+    def __init__(self, path: Path, suite: Suite, data: Path):
+        self.path = path
+        self.doc: dict[str, Any] = {"suite": suite.name, "data_dir": str(data.resolve()), "rows": {}}
+        if path.exists():
+            try:
+                doc = io.read_json(path)
+            except (OSError, ValueError) as e:
+                raise LoopLabError(f"{path}: cannot read the benchmark state: {e}") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("rows"), dict):
+                raise LoopLabError(f"{path}: not a benchmark state file")
+            if doc.get("data_dir") != self.doc["data_dir"]:
+                raise LoopLabError(f"{path}: its runs are in the data folder {doc.get('data_dir')}; give "
+                                   "--data-dir that folder, or another --out")
+            self.doc.update(doc)
+        self.rows: dict[str, dict] = self.doc["rows"]
+
+    def lock(self) -> None:
+        pid = self.doc.get("pid")
+        if pid and pid != os.getpid() and _alive(pid):
+            raise LoopLabError(f"{self.path}: another looplab benchmark (pid {pid}) is running this suite")
+        self.doc["pid"] = os.getpid()
+        self.save()
+
+    def unlock(self) -> None:
+        self.doc["pid"] = None
+        self.save()
+
+    def save(self) -> None:
+        io.write_json(self.path, self.doc)
+
+
+def select(rows: list[SuiteRow], pattern: str | None, file: str) -> list[int]:
+    """Indices of the rows whose name, env or algorithm matches one of the comma-separated patterns
+    (a glob, or else a substring; case-insensitive)."""
+    if not pattern:
+        return list(range(len(rows)))
+    pats = [p.strip().lower() for p in pattern.split(",") if p.strip()]
+
+    def hit(text: str, pat: str) -> bool:
+        text = text.lower()
+        return fnmatch.fnmatchcase(text, pat) if any(c in pat for c in "*?[") else pat in text
+
+    out = [i for i, r in enumerate(rows) if any(hit(t, p) for p in pats for t in (r.name or "", r.env, r.algorithm))]
+    if not out:
+        raise LoopLabError(f"{file}: --rows {pattern}: no row matches (rows: {', '.join(r.name or '' for r in rows)})")
+    return out
+
+
+def plan(suite: Suite, file: str, indices: list[int], sessions: int | None, frames: int | None) -> list[Planned]:
+    """Load and validate every selected row's spec before anything runs (one line naming the row)."""
+    out = []
+    for i in indices:
+        row = suite.rows[i]
+        if sessions is not None or frames is not None:
+            row = row.model_copy(update={"sessions": sessions or row.sessions, "frames": frames or row.frames})
+        try:
+            raw, spec, spec_file = prepare(row.spec_file, row.spec_name, row.var_args, row.set_args)
+        except SpecError as e:
+            raise LoopLabError(f"{file}: rows.{i} ({row.name}): {e}") from None
+        key = {"spec_file": row.spec_file, "spec_name": row.spec_name, "vars": row.vars, "set": row.sets,
+               "frames": spec.env.max_frame, "sessions": spec.meta.max_session}
+        fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        out.append(Planned(i, row, spec, raw, spec_file, fingerprint))
+    return out
+
+
+def default_out(data: Path, suite: Suite, sessions: int | None, frames: int | None) -> Path:
+    """`DATA/benchmark/{suite}`; cheap runs with other budgets get their own folder, never the full run's."""
+    suffix = (f"_frames{frames}" if frames else "") + (f"_sessions{sessions}" if sessions else "")
+    return data / "benchmark" / f"{suite.name}{suffix}"
+
+
+class Benchmark:
+    def __init__(self, suite: Suite, file: str, data: Path, out: Path, quiet: bool, retry_failed: bool):
+        self.suite, self.file, self.data, self.out = suite, file, data, out
+        self.quiet = quiet
+        self.retry_failed = retry_failed
+        self.state = State(out / STATE_FILE, suite, data)
+        self.command = redacted_command(sys.argv)
+
+    # ---- progress ---------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        log.info(text)
+        if not self.quiet:
+            print(f"benchmark {self.suite.name}: {text}", file=sys.stderr, flush=True)
+
+    def eta(self, todo: list[Planned]) -> str:
+        done = [e for e in self.state.rows.values() if e.get("status") == "finished" and e.get("work")
+                and e.get("wall_time")]
+        if not done or not todo:
+            return "ETA – (no finished row yet)" if todo else ""
+        rate = sum(e["wall_time"] for e in done) / sum(e["work"] for e in done)
+        return f"ETA {_hours(rate * sum(p.work for p in todo))} (from {len(done)} finished row(s))"
+
+    # ---- one row ------------------------------------------------------------------------------------
+    def status_of(self, p: Planned) -> tuple[str, Path | None]:
+        """What to do with a row: 'skip', 'resume' (its run folder) or 'start'."""
+        entry = self.state.rows.get(p.row.name)
+        if not entry or entry.get("fingerprint") != p.fingerprint:
+            if entry:
+                self.say(f"{p.row.name}: its spec or budget changed since {entry.get('run')}; it runs again")
+            return "start", None
+        root = self.data / entry["run"] if entry.get("run") else None
+        if root is None or not root.is_dir():
+            return "start", None
+        run_status = _status(root).get("status")
+        if run_status == "finished":
+            if entry.get("status") != "finished":  # killed between the trial's end and the state's update
+                self.close_segment(entry, "finished", end=_last_write(root, entry.get("segment_started")))
+            return "skip", root
+        if entry.get("status") == "failed" and not self.retry_failed:
+            return "skip", root
+        if entry.get("status") == "failed":
+            return "start", None
+        if not (root / f"{_status(root).get('spec_name') or p.spec.name}_spec.json").exists():
+            return "start", None  # killed before the run folder held its spec: nothing to continue
+        return "resume", root
+
+    def close_segment(self, entry: dict, status: str | None, error: str | None = None,
+                      end: float | None = None) -> None:
+        """Add the segment's time (until `end`, default now) to the row's wall time; set its status."""
+        started = entry.pop("segment_started", None)
+        if started is not None:
+            entry["wall_time"] = float(entry.get("wall_time") or 0.0) + max(0.0, (end or time.time()) - started)
+        if status is not None:
+            entry.update(status=status, error=error)
+            if status == "finished":
+                entry["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.state.save()
+
+    def run_row(self, p: Planned, action: str, root: Path | None) -> None:
+        from looplab.experiment.resume import resume_trial
+
+        entry = self.state.rows.get(p.row.name) if action == "resume" else None
+        if entry is not None and entry.get("segment_started") is not None:
+            # the last invocation was killed in this row: its time ends at the last file the run wrote
+            self.close_segment(entry, None, end=_last_write(root, entry["segment_started"]))
+        if action == "resume":
+            paths, trial = resume_trial(p.row.spec_file, p.spec.name, str(root), str(self.data), self.quiet)
+        else:
+            paths, trial = start_trial(p.raw, p.spec, p.file, "train", str(self.data), self.quiet)
+            entry = self.state.rows[p.row.name] = {
+                "run": str(paths.root.relative_to(self.data)), "fingerprint": p.fingerprint, "work": p.work,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time": 0.0}
+        assert entry is not None
+        entry.update(status="running", error=None, segment_started=time.time())
+        self.state.save()
+        try:
+            execute(paths, trial)
+        except KeyboardInterrupt:
+            self.close_segment(entry, "interrupted")
+            raise
+        except Exception as e:  # recorded, and the suite goes on
+            log.error("%s failed:\n%s", p.row.name, traceback.format_exc())
+            self.close_segment(entry, "failed", _one_line(e))
+            self.say(f"{p.row.name}: failed: {_one_line(e)}")
+            return
+        self.close_segment(entry, "finished")
+
+    # ---- the suite ----------------------------------------------------------------------------------
+    def run(self, planned: list[Planned], publish: Path | None) -> Path:
+        self.state.lock()
+        try:
+            todo = []
+            for p in planned:
+                action, root = self.status_of(p)
+                if action == "skip":
+                    self.say(f"{p.row.name}: {self.state.rows[p.row.name]['status']} earlier in {root}; skipped")
+                else:
+                    todo.append((p, action, root))
+            for k, (p, action, root) in enumerate(todo):
+                self.say(f"row {p.index + 1} of {len(self.suite.rows)}: {p.row.name} ({p.row.env}, {p.row.algorithm}, "
+                         f"{p.spec.env.max_frame:,} frames x {p.spec.meta.max_session} sessions) "
+                         f"{'resumes in ' + str(root) if action == 'resume' else 'starts'} | {k + 1} of {len(todo)} "
+                         f"to run | {self.eta([q for q, _, _ in todo[k:]])}")
+                try:
+                    self.run_row(p, action, root)
+                finally:
+                    md = self.write(publish)
+            return md if todo else self.write(publish)
+        finally:
+            self.state.unlock()
+
+    def write(self, publish: Path | None) -> Path:
+        from looplab.analysis import benchmark as table
+
+        records = [table.record(self.suite, row, self.state.rows.get(row.name), self.data) for row in self.suite.rows]
+        envs = list(dict.fromkeys(r["env"] for r in records))
+        records.sort(key=lambda r: envs.index(r["env"]))  # grouped by env, in the suite's order within each
+        md = table.write_tables(self.suite, records, self.data, self.out, self.command)
+        if publish is not None:
+            table.publish(self.suite, records, self.command, self.out, publish)
+        return md
+
+
+def _last_write(root: Path | None, since: float | None) -> float:
+    """The newest modification time of the run's files after `since` (a killed process's last sign of life)."""
+    newest = since or 0.0
+    if root is not None and root.is_dir():
+        for p in root.rglob("*"):
+            try:
+                newest = max(newest, p.stat().st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    if not lines:
+        return type(e).__name__
+    return lines[0] if isinstance(e, LoopLabError) else f"{type(e).__name__}: {lines[0]}"
+
+
+def _count(option: str, value: int | str | None) -> int | None:
+    """A positive whole number; 2e5 and 200000.0 are accepted."""
+    if value is None:
+        return None
+    try:
+        num = float(value)
+    except ValueError:
+        num = float("nan")
+    if not num.is_integer() or num < 1:
+        raise LoopLabError(f"{option} must be a whole number of at least 1, got {value}")
+    return int(num)
+
+
+def _hours(seconds: float) -> str:
+    m = int(round(seconds / 60))
+    return f"{m // 60}h {m % 60:02d}m" if m >= 60 else f"{m}m"
+
+
+def run_benchmark(suite_arg: str, out: str | None = None, rows: str | None = None, sessions: int | None = None,
+                  frames: int | str | None = None, data: str | None = None, quiet: bool = False,
+                  publish: str | None = None, retry_failed: bool = False) -> Path:
+    """Run (or continue) a suite; returns the path of its `benchmark.md`."""
+    sessions, frames = _count("--sessions", sessions), _count("--frames", frames)
+    suite, file = load_suite(suite_arg)
+    planned = plan(suite, file, select(suite.rows, rows, file), sessions, frames)
+    root = data_dir(data)
+    out_dir = Path(out) if out else default_out(root, suite, sessions, frames)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LoopLabError(f"cannot create {out_dir}: {e.strerror}") from None
+    handler = logging.FileHandler(out_dir / "benchmark.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | PID:%(process)d | %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        bench = Benchmark(suite, file, root, out_dir, quiet, retry_failed)
+        md = bench.run(planned, Path(publish) if publish else None)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    if not quiet:
+        print(f"benchmark table: {md}", file=sys.stderr)
+    return md

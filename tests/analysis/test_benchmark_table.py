@@ -1,0 +1,56 @@
+"""The benchmark table's markdown and the section `--publish` keeps in a page of its own."""
+
+from __future__ import annotations
+
+from looplab.analysis import benchmark as table
+from looplab.spec.suite import Suite
+
+
+def suite() -> Suite:
+    row = {"env": "CartPole-v1", "algorithm": "PPO", "spec_file": "f.yaml", "spec_name": "ppo", "reference": 400.0,
+           "target": 400, "source": "their table"}
+    return Suite.model_validate({"name": "s", "description": "d", "rows": [row, {**row, "algorithm": "DQN",
+                                                                                  "spec_name": "dqn"}]})
+
+
+def rec(**kw) -> dict:
+    out = dict.fromkeys(table.CSV_COLS)
+    out.update(env="CartPole-v1", algorithm="PPO", row="ppo", status="finished", reference=400.0, target=400.0,
+               reference_source="their table", frames=200000, sessions=4, git_sha="0123456789abcdef" * 2 + "01234567",
+               git_dirty=False, run="ppo_2026", wall_time_s=3725.0, fps=1234.4, total_reward_ma=401.234,
+               total_reward_ma_iqm=402.0, total_reward_ma_ci_low=390.0, total_reward_ma_ci_high=450.5,
+               beats_reference=True, beats_target=True)
+    out.update(kw)
+    return out
+
+
+def test_a_row_reads_as_the_published_table_does():
+    md = table.table_markdown([rec(), rec(algorithm="DQN", status="failed", error="RuntimeError: a|b",
+                                          total_reward_ma=None, beats_reference=None, beats_target=None)])
+    lines = md.splitlines()
+    assert lines[2] == ("| CartPole-v1 | PPO | 401.23 | 402.00 | [390.00, 450.50] | – | 400.00 | ✅ | > 400 | ✅ | 2e5 | 4 "
+                        "| 1h 02m 05s | 1,234 | `01234567` | `ppo_2026` | finished |")
+    assert "| DQN | – |" in lines[3] and lines[3].endswith("| failed: RuntimeError: a/b |")
+
+
+def test_the_header_says_command_frames_sessions_and_sha():
+    text = table.section_markdown(suite(), [rec(), rec(algorithm="DQN", git_dirty=True)], "looplab benchmark s", {})
+    assert "- command: `looplab benchmark s`" in text and "- frames: 2e5 (CartPole-v1)" in text
+    assert "- sessions: 4" in text and "- LoopLab git SHA: 2 different, see the table" in text
+    assert "- rows finished: 2 of 2" in text and "Reference: their table." in text
+
+
+def test_publish_replaces_its_own_section_and_keeps_the_rest(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text("# Benchmarks\n\nintro\n\n<!-- looplab benchmark other: begin -->\nkeep\n"
+                    "<!-- looplab benchmark other: end -->\n")
+    out = tmp_path / "out"
+    (out / "graphs").mkdir(parents=True)
+    (out / "graphs" / "CartPole-v1_multi_trial_graph_mean_returns_ma_vs_frames.png").write_bytes(b"png")
+    table.publish(suite(), [rec()], "looplab benchmark s", out, page)
+    table.publish(suite(), [rec(total_reward_ma=123.456)], "looplab benchmark s", out, page)
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nintro\n") and "\nkeep\n" in text
+    assert text.count("<!-- looplab benchmark s: begin -->") == 1 and "123.46" in text and "401.23" not in text
+    assert (tmp_path / "BENCHMARKS_graphs" / "s_CartPole-v1.png").read_bytes() == b"png"
+    assert "](BENCHMARKS_graphs/s_CartPole-v1.png)" in text
