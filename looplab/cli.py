@@ -137,6 +137,16 @@ def list_(
 
 
 @app.command()
+def specs(
+    pattern: Annotated[str | None, typer.Argument(help="substring or glob of spec file paths or spec names")] = None,
+) -> None:
+    """A table of the shipped spec files (LoopLab's and SLM Lab's): spec, env, algorithm, frames, envs."""
+    from looplab.spec.catalog import print_specs, shipped_specs
+
+    print_specs(shipped_specs(pattern))
+
+
+@app.command()
 def analyze(run_dir: Annotated[str, typer.Argument(help="run folder (finished or interrupted)")]) -> None:
     """Recompute every metric and graph of a run from its files, then its report."""
     from looplab.analysis.commands import analyze as redo

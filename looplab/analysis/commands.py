@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import re
@@ -18,6 +17,7 @@ from looplab.analysis import graphs
 from looplab.analysis.metrics import write_session_metrics, write_trial_metrics
 from looplab.errors import LoopLabError
 from looplab.experiment.paths import RunPaths, data_dir
+from looplab.spec.catalog import matches
 
 log = logging.getLogger("looplab")
 SPEC_RE = re.compile(r"^(.+?)(?:_t\d+)?_spec\.json$")
@@ -145,7 +145,7 @@ def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]
     for d in root.iterdir():
         if not d.is_dir() or not (d / "run.json").exists():
             continue
-        if pattern and not (fnmatch.fnmatch(d.name, pattern) if any(c in pattern for c in "*?[") else pattern in d.name):
+        if not matches(d.name, pattern):
             continue
         rows.append(_list_row(d))
     return sorted(rows, key=lambda r: r["_mtime"], reverse=True)
