@@ -35,15 +35,44 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path) -> dict:
-    """The table's fields for one row: its state entry and what its run folder holds."""
+ARCHIVE = "runs"
+# what a finished row keeps in the output folder: enough to tabulate and graph it again, no checkpoints
+ARCHIVED = ("run.json", "*_spec.json", "*_trial_metrics_scalar*.json", "info/*.csv", "info/*.json")
+
+
+def archive(root: Path, out: Path, run: str) -> Path:
+    """Copy a finished row's record from its run folder into `out/runs/{run}` (atomic writes)."""
+    dest = out / ARCHIVE / run
+    for pattern in ARCHIVED:
+        for src in sorted(root.glob(pattern)):
+            if src.is_file():
+                io.atomic_write(dest / src.relative_to(root), lambda f, s=src: f.write(s.read_bytes()), binary=True)
+    return dest
+
+
+def archived(out: Path, run: str) -> bool:
+    return (out / ARCHIVE / run / "run.json").is_file()
+
+
+def run_root(data: Path, out: Path | None, run: str | None) -> Path | None:
+    """Where a row's files are: its run folder, else its record in the output folder."""
+    if not run:
+        return None
+    for root in (data / run, out / ARCHIVE / run if out is not None else None):
+        if root is not None and root.is_dir():
+            return root
+    return None
+
+
+def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir: Path | None = None) -> dict:
+    """The table's fields for one row: its state entry and what its run folder (or its record) holds."""
     entry = entry or {}
     out: dict[str, Any] = dict.fromkeys(CSV_COLS)
     out.update(suite=suite.name, row=row.name, env=row.env, algorithm=row.algorithm, reference=row.reference,
                reference_source=row.source, target=row.target, status=entry.get("status", "pending"),
                error=entry.get("error"), wall_time_s=entry.get("wall_time"), run=entry.get("run"))
-    root = data / entry["run"] if entry.get("run") else None
-    if root is None or not root.is_dir():
+    root = run_root(data, out_dir, entry.get("run"))
+    if root is None:
         return out
     status = _read_json(root / "run.json")
     name = str(status.get("spec_name") or root.name)
@@ -160,9 +189,9 @@ def env_graphs(records: list[dict], data: Path, out: Path) -> dict[str, Path]:
     """One multi-trial graph per env (an algorithm's mean ± std curve each); returns env -> MA graph PNG."""
     by_env: dict[str, dict[str, list[pd.DataFrame]]] = {}
     for r in records:
-        if not r["run"] or not (data / r["run"]).is_dir():
+        root = run_root(data, out, r["run"])
+        if root is None:
             continue
-        root = data / r["run"]
         dfs = _session_dfs(root, str(_read_json(root / "run.json").get("spec_name") or root.name))
         if not dfs:
             continue

@@ -4,7 +4,9 @@ Each row is a `train` trial in its own run folder under the data folder, made an
 machinery as `looplab run` (`start_trial`, `execute`); an interrupted or killed row continues in its
 folder through `train@RUN_DIR` (`resume_trial`). `benchmark_state.json` in the output folder records
 which run folder belongs to which row, so a second invocation skips finished rows, resumes the
-unfinished one and runs the rest.
+unfinished one and runs the rest. A finished row's record (specs, status, metrics, session dataframes;
+no checkpoints) is copied into `OUT/runs/`, so the output folder alone (kept in a repository, say)
+tabulates and skips its finished rows even where their run folders are gone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from looplab import io
+from looplab.analysis import benchmark as table
 from looplab.analysis.commands import _alive, _status
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.paths import data_dir
@@ -63,9 +66,13 @@ class State:
                 raise LoopLabError(f"{path}: cannot read the benchmark state: {e}") from None
             if not isinstance(doc, dict) or not isinstance(doc.get("rows"), dict):
                 raise LoopLabError(f"{path}: not a benchmark state file")
-            if doc.get("data_dir") != self.doc["data_dir"]:
-                raise LoopLabError(f"{path}: its runs are in the data folder {doc.get('data_dir')}; give "
-                                   "--data-dir that folder, or another --out")
+            moved = doc.get("data_dir") != self.doc["data_dir"]
+            if moved:
+                # finished rows keep their records in the output folder; unfinished ones whose run folders
+                # are not in this data folder start again
+                log.warning("%s: its runs were in the data folder %s; this invocation uses %s", path,
+                            doc.get("data_dir"), self.doc["data_dir"])
+            doc["data_dir"] = self.doc["data_dir"]
             self.doc.update(doc)
         self.rows: dict[str, dict] = self.doc["rows"]
 
@@ -156,12 +163,15 @@ class Benchmark:
                 self.say(f"{p.row.name}: its spec or budget changed since {entry.get('run')}; it runs again")
             return "start", None
         root = self.data / entry["run"] if entry.get("run") else None
+        if entry.get("status") == "finished" and entry.get("run") and table.archived(self.out, entry["run"]):
+            return "skip", root  # its record is kept in the output folder, with or without the run folder
         if root is None or not root.is_dir():
             return "start", None
         run_status = _status(root).get("status")
         if run_status == "finished":
             if entry.get("status") != "finished":  # killed between the trial's end and the state's update
                 self.close_segment(entry, "finished", end=_last_write(root, entry.get("segment_started")))
+            table.archive(root, self.out, entry["run"])
             return "skip", root
         if entry.get("status") == "failed" and not self.retry_failed:
             return "skip", root
@@ -211,6 +221,7 @@ class Benchmark:
             self.say(f"{p.row.name}: failed: {_one_line(e)}")
             return
         self.close_segment(entry, "finished")
+        table.archive(paths.root, self.out, entry["run"])
 
     # ---- the suite ----------------------------------------------------------------------------------
     def run(self, planned: list[Planned], publish: Path | None) -> Path:
@@ -237,9 +248,8 @@ class Benchmark:
             self.state.unlock()
 
     def write(self, publish: Path | None) -> Path:
-        from looplab.analysis import benchmark as table
-
-        records = [table.record(self.suite, row, self.state.rows.get(row.name), self.data) for row in self.suite.rows]
+        records = [table.record(self.suite, row, self.state.rows.get(row.name), self.data, self.out)
+                   for row in self.suite.rows]
         envs = list(dict.fromkeys(r["env"] for r in records))
         records.sort(key=lambda r: envs.index(r["env"]))  # grouped by env, in the suite's order within each
         md = table.write_tables(self.suite, records, self.data, self.out, self.command)

@@ -4,6 +4,7 @@ finished by a rerun that runs only what is missing; failed rows; bad input."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,3 +197,23 @@ def test_a_bad_suite_file_or_row_spec_is_one_line_naming_the_file_and_key(suite,
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{bad}: rows.1 (a2c_cartpol): a2c_cartpole.json: spec 'a2c_cartpol': no spec named" in proc.stderr
     assert list(data_dir.iterdir()) == []
+
+
+def test_finished_rows_are_kept_in_the_output_folder_and_skipped_without_their_run_folders(suite, data_dir,
+                                                                                          monkeypatch):
+    """A clone elsewhere (no data folder) still tabulates and skips the rows finished in the output folder."""
+    out = data_dir / "out"
+    benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir / "first"), quiet=True)
+    state = io.read_json(out / benchmark.STATE_FILE)
+    run = state["rows"]["a2c_cartpole"]["run"]
+    kept = out / "runs" / run
+    assert (kept / "run.json").is_file() and list((kept / "info").glob("*session_df_train.csv"))
+    assert not list(kept.rglob("*.pt"))  # no checkpoints in the record
+    shutil.rmtree(data_dir / "first")
+    calls = []
+    monkeypatch.setattr(benchmark.Benchmark, "run_row", lambda self, p, action, root: calls.append(p.row.name))
+    md = benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir / "second"), quiet=True)
+    assert calls == []  # skipped: its record is in the output folder
+    rows = {r["row"]: r for r in pd.read_csv(out / "benchmark.csv").to_dict("records")}
+    assert rows["a2c_cartpole"]["status"] == "finished" and rows["a2c_cartpole"]["total_reward_ma"] > 0
+    assert "a2c_cartpole" in md.read_text() or "A2C" in md.read_text()
