@@ -214,9 +214,20 @@ def resolve_device(gpu: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def grad_norm(params: list[torch.Tensor]) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` on a list of same-device gradients, op for op (so bit for bit).
+
+    The public function first groups tensors by device and dtype, which costs more than the clipping
+    itself on RL-sized nets; a net's gradients here live on one device with one dtype.
+    """
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
+
+
+def all_finite(grads: list[torch.Tensor]) -> bool:
+    """No NaN or infinity in any gradient: one max-abs per tensor (NaN propagates), one sync."""
+    return not grads or bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
 
 
 class Optimizer:
@@ -235,18 +246,21 @@ class Optimizer:
 
     def step(self, loss: torch.Tensor) -> bool:
         """One gradient step on `loss`; skipped (and counted) if the loss or a gradient is not finite."""
-        if not torch.isfinite(loss):
-            self.nonfinite += 1
-            return False
-        self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_grad_val is not None:
-            total = nn.utils.clip_grad_norm_(self.params, self.clip_grad_val)
-            finite = math.isfinite(float(total))
+        return step_jointly([(self, loss)])[0]
+
+    def zero_grad(self) -> None:
+        for p in self.params:  # what optim.zero_grad(set_to_none=True) does, without its profiler hook
+            p.grad = None
+
+    def apply(self) -> bool:
+        """Clip the gradients the last backward left and step; a non-finite gradient skips (counted)."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if self.clip_grad_val is not None and grads:
+            finite = math.isfinite(float(clip_grad_norm(grads, self.clip_grad_val)))
         else:
-            finite = all(torch.isfinite(p.grad).all() for p in self.params if p.grad is not None)
+            finite = all_finite(grads)
         if not finite:
-            self.optim.zero_grad(set_to_none=True)
+            self.zero_grad()
             self.nonfinite += 1
             return False
         self.optim.step()
@@ -272,3 +286,24 @@ class Optimizer:
         if self.lr_scheduler is not None and d.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(d["lr_scheduler"])
         self.nonfinite = d.get("nonfinite", 0)
+
+
+def step_jointly(steps: list[tuple[Optimizer, torch.Tensor]]) -> list[bool]:
+    """Guarded gradient steps of optimizers over disjoint parameters, from ONE backward pass.
+
+    Each loss must reach only its own optimizer's parameters (separate actor and critic nets, for
+    instance): the backward of their sum then gives every parameter exactly the gradient its own loss
+    gives it, for the cost of one pass. Each optimizer then clips its own gradients and steps as it
+    would alone; a non-finite loss or gradient skips (and counts) only that optimizer's step.
+    Returns, per optimizer, whether its step was applied.
+    """
+    finite = [bool(torch.isfinite(loss)) for _, loss in steps]
+    live = [loss for (_, loss), ok in zip(steps, finite, strict=True) if ok]
+    for (opt, _), ok in zip(steps, finite, strict=True):
+        if ok:
+            opt.zero_grad()
+        else:
+            opt.nonfinite += 1
+    if live:
+        (live[0] if len(live) == 1 else sum(live[1:], live[0])).backward()
+    return [ok and opt.apply() for (opt, _), ok in zip(steps, finite, strict=True)]
