@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from looplab.agent.net.base import Optimizer, all_finite, clip_grad_norm, step_jointly
+from looplab.agent.net.base import Optimizer, all_finite, clip_grad_norm, fused_step, step_jointly
 from looplab.experiment.run import prepare
 from tests.agent.loop import make_agent, step
 from tests.conftest import ROOT
@@ -55,6 +55,7 @@ def test_one_backward_gives_the_gradients_and_parameters_of_two():
     # one backward of the summed loss, then each optimizer clips its own gradients and steps
     policy_loss, val_loss = minibatch_losses(joint)
     assert joint.step_optims({"net": policy_loss, "critic_net": val_loss}) == [True, True]
+    assert joint.optimizers["net"].fused, "equal Adam settings: one fused optimizer step"
     before, after = snapshot(separate), snapshot(joint)
     assert before.keys() == after.keys()
     for name, (param, grad) in before.items():
@@ -66,6 +67,39 @@ def test_one_backward_gives_the_gradients_and_parameters_of_two():
         for k, st in s_state.items():
             assert all(torch.equal(st[key], j_state[k][key]) for key in st), f"Adam state of {name}"
     assert joint.clock.opt_step == separate.clock.opt_step + 2  # Optimizer.step alone does not tick the clock
+
+
+def params(agent):
+    return [p.detach().clone() for net in agent.nets().values() for p in net.parameters()]
+
+
+def test_fused_step_reads_the_state_a_checkpoint_loaded():
+    straight = ppo_agent()
+    reloaded = copy.deepcopy(straight)
+    for agent in (straight, reloaded):
+        agent.step_optims(dict(zip(("net", "critic_net"), minibatch_losses(agent), strict=True)))
+    # loading replaces each torch optimizer's state dict object; the next fused step must use the loaded one
+    for opt in reloaded.optimizers.values():
+        opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for agent in (straight, reloaded):
+        for _ in range(2):
+            agent.step_optims(dict(zip(("net", "critic_net"), minibatch_losses(agent), strict=True)))
+    assert all(torch.equal(a, b) for a, b in zip(params(straight), params(reloaded), strict=True))
+    for name in ("net", "critic_net"):
+        states = [a.optimizers[name].optim.state_dict()["state"] for a in (straight, reloaded)]
+        assert all(torch.equal(st[k], states[1][i][k]) for i, st in states[0].items() for k in st)
+
+
+def test_unequal_settings_step_one_by_one_with_the_same_result():
+    fused, alone = ppo_agent(), None
+    fused.optimizers["critic_net"].optim.param_groups[0]["lr"] *= 2
+    alone = copy.deepcopy(fused)
+    fused.step_optims(dict(zip(("net", "critic_net"), minibatch_losses(fused), strict=True)))
+    assert not fused_step(list(fused.optimizers.values()))
+    pl, vl = minibatch_losses(alone)
+    alone.optimizers["net"].step(pl)
+    alone.optimizers["critic_net"].step(vl)
+    assert all(torch.equal(a, b) for a, b in zip(params(fused), params(alone), strict=True))
 
 
 def test_a_nonfinite_loss_skips_only_its_own_optimizer():
