@@ -1,9 +1,10 @@
 """TensorBoard logging of a session, done only at log checkpoints (never in the per-step loop).
 
 One event folder per session, `log/{n}_t{T}_s{S}/`, so that `tensorboard --logdir data/RUN` shows the
-sessions side by side under the same tags: every session-dataframe column as a scalar, weights, biases
-and gradients of every trainable net as histograms, the actions taken since the previous checkpoint,
-and the resolved spec as text.
+sessions side by side under the same tags: every session-dataframe column as a scalar at every log
+checkpoint; weights, biases and gradients of every trainable net and the actions taken since the
+previous histograms as histograms, every `meta.tensorboard_histogram_frequency`-th log checkpoint
+(and at the last frame; 0: never), since they cost far more than the scalars; the resolved spec as text.
 """
 
 from __future__ import annotations
@@ -32,12 +33,28 @@ class SessionBoard:
         self.dir = event_dir(paths, trial, session)
         self.writer = SummaryWriter(str(self.dir), flush_secs=30)
         self.writer.add_text("spec", _spec_markdown(paths, trial, spec), 0)
+        self.histogram_frequency = getattr(spec.meta, "tensorboard_histogram_frequency", 10)
+        self.log_frequency = getattr(spec.meta, "log_frequency", 1)
+        self.max_frame = getattr(getattr(spec, "env", None), "max_frame", None)
+
+    def histograms_due(self, frame: int) -> bool:
+        """Every Nth log checkpoint (counted from frame 0, so the same after a resume) and the last."""
+        n = self.histogram_frequency
+        last = self.max_frame is not None and frame >= self.max_frame
+        return n > 0 and ((frame // self.log_frequency) % n == 0 or last)
 
     def log(self, row: dict, frame: int, nets: dict[str, Any], actions: list[np.ndarray], discrete: bool) -> None:
+        """Scalars of the row; histograms when due (`actions` then emptied, else kept for the next ones)."""
         w = self.writer
         for key, value in row.items():
             if isinstance(value, int | float | np.number) and math.isfinite(float(value)):
                 w.add_scalar(key, float(value), frame)
+        if self.histograms_due(frame):
+            self._histograms(frame, nets, actions, discrete)
+        w.flush()
+
+    def _histograms(self, frame: int, nets: dict[str, Any], actions: list[np.ndarray], discrete: bool) -> None:
+        w = self.writer
         for name, net in nets.items():
             if name.startswith("target") or name.startswith("global"):
                 continue  # copies of a trained net, not trained themselves
@@ -50,7 +67,6 @@ class SessionBoard:
         if actions:
             self._actions(np.concatenate([np.asarray(a).reshape(len(a), -1) for a in actions]), frame, discrete)
             actions.clear()
-        w.flush()
 
     def _actions(self, acts: np.ndarray, frame: int, discrete: bool) -> None:
         """Discrete: one histogram with a bin per action; continuous: one histogram per dimension."""

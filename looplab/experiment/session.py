@@ -54,7 +54,8 @@ class Session:
         self.interrupted = False
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
         self.board = open_board(paths, trial, session, spec)
-        self.actions: list[np.ndarray] | None = [] if self.board is not None else None  # for its histogram
+        # the actions since the board's last histograms
+        self.actions: list[np.ndarray] | None = [] if self.board and self.board.histogram_frequency else None
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:

@@ -123,6 +123,7 @@ class MetaSpec(Strict):
     num_cpus: Count | None = None
     num_gpus: Count | float | None = None
     tensorboard: bool = True
+    tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
     max_nonfinite: PositiveCount = 20
     random_seed: Count | None = None
     # written by LoopLab into the resolved spec

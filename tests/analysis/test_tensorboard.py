@@ -21,7 +21,8 @@ def _read(folder):
 
 def test_board_logs_continuous_actions_per_dimension_and_skips_target_nets(tmp_path):
     paths = RunPaths.create(tmp_path, "sac")
-    spec = SimpleNamespace(meta=SimpleNamespace(tensorboard=True), model_dump=lambda mode: {"name": "sac"})
+    spec = SimpleNamespace(meta=SimpleNamespace(tensorboard=True, log_frequency=8, tensorboard_histogram_frequency=1),
+                           model_dump=lambda mode: {"name": "sac"})
     board = open_board(paths, 0, 1, spec)
     assert isinstance(board, SessionBoard) and board.dir == paths.root / "log" / "sac_t0_s1"
     net, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
@@ -41,6 +42,36 @@ def test_board_logs_continuous_actions_per_dimension_and_skips_target_nets(tmp_p
     a1 = ea.Histograms("action/1")[0].histogram_value
     assert (a1.num, a1.min, a1.max) == (4, -1.0, 2.0)
     assert "spec/text_summary" in tags["tensors"]
+
+
+def test_histograms_every_nth_log_checkpoint_and_at_the_last_frame_scalars_at_every_one(tmp_path):
+    paths = RunPaths.create(tmp_path, "ppo")
+    meta = SimpleNamespace(tensorboard=True, log_frequency=100, tensorboard_histogram_frequency=3)
+    board = open_board(paths, 0, 0, SimpleNamespace(meta=meta, env=SimpleNamespace(max_frame=1000),
+                                                    model_dump=lambda mode: {}))
+    net = torch.nn.Linear(2, 1)
+    actions = []
+    frames = [104, 200, 304, 400, 500, 600, 704, 800, 900, 1000]  # vector steps overshoot the multiples
+    for frame in frames:
+        actions.append(np.array([0, 1]))
+        board.log({"total_reward": float(frame)}, frame, {"net": net}, actions, discrete=True)
+    board.close()
+    ea = _read(board.dir)
+    assert [e.step for e in ea.Scalars("total_reward")] == frames
+    assert [e.step for e in ea.Histograms("net/weight")] == [304, 600, 900, 1000]
+    # each action histogram holds the actions since the previous one
+    assert [e.histogram_value.num for e in ea.Histograms("action")] == [6, 6, 6, 2]
+
+
+def test_histograms_off_with_frequency_zero(tmp_path):
+    paths = RunPaths.create(tmp_path, "ppo")
+    meta = SimpleNamespace(tensorboard=True, log_frequency=100, tensorboard_histogram_frequency=0)
+    board = open_board(paths, 0, 0, SimpleNamespace(meta=meta, env=SimpleNamespace(max_frame=100),
+                                                    model_dump=lambda mode: {}))
+    board.log({"total_reward": 1.0}, 100, {"net": torch.nn.Linear(2, 1)}, [], discrete=True)
+    board.close()
+    tags = _read(board.dir).Tags()
+    assert tags["scalars"] == ["total_reward"] and tags["histograms"] == []
 
 
 def test_board_is_off_with_meta_tensorboard_false(tmp_path):

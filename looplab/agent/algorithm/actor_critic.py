@@ -141,9 +141,8 @@ class ActorCritic(Reinforce):
     def step_actor_critic(self, policy_loss: torch.Tensor, val_loss: torch.Tensor) -> None:
         if self.critic is None:
             self.step_optim("net", policy_loss + val_loss)
-        else:
-            self.step_optim("net", policy_loss)
-            self.step_optim("critic_net", val_loss)
+        else:  # separate nets: the policy loss reaches only the actor, the value loss only the critic
+            self.step_optims({"net": policy_loss, "critic_net": val_loss})
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "v_norm": vars(self.v_norm).copy() if self.v_norm is not None else None}

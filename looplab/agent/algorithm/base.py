@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from looplab.agent.net.base import Optimizer, resolve_device
+from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
 from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
 from looplab.agent.schedule import Schedule
 from looplab.errors import SpecError, did_you_mean
@@ -126,9 +126,13 @@ class Algorithm:
 
     def step_optim(self, name: str, loss: torch.Tensor) -> bool:
         """One guarded gradient step of optimizer `name`; ticks the clock's opt_step when applied."""
-        applied = self.optimizers[name].step(loss)
-        if applied:
-            self.clock.opt_step += 1
+        return self.step_optims({name: loss})[0]
+
+    def step_optims(self, losses: dict[str, torch.Tensor]) -> list[bool]:
+        """Guarded steps of several optimizers over disjoint parameters from one backward pass (see
+        `step_jointly`); each applied step ticks the clock's opt_step."""
+        applied = step_jointly([(self.optimizers[name], loss) for name, loss in losses.items()])
+        self.clock.opt_step += sum(applied)
         return applied
 
     def step_lr_schedulers(self) -> None:

@@ -231,9 +231,20 @@ def resolve_device(gpu: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def grad_norm(params: list[torch.Tensor]) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` on a list of same-device gradients, op for op (so bit for bit).
+
+    The public function first groups tensors by device and dtype, which costs more than the clipping
+    itself on RL-sized nets; a net's gradients here live on one device with one dtype.
+    """
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
+
+
+def all_finite(grads: list[torch.Tensor]) -> bool:
+    """No NaN or infinity in any gradient: one max-abs per tensor (NaN propagates), one sync."""
+    return not grads or bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
 
 
 class Optimizer:
@@ -249,25 +260,27 @@ class Optimizer:
         self.lr_scheduler = make_lr_scheduler(config.lr_scheduler_spec, self.optim, frames_per_update)
         self.clip_grad_val = config.clip_grad_val
         self.nonfinite = 0
+        self.fused: dict[tuple[int, ...], torch.optim.Optimizer] = {}  # see fused_step
 
     def step(self, loss: torch.Tensor) -> bool:
         """One gradient step on `loss`; skipped (and counted) if the loss or a gradient is not finite."""
-        if not torch.isfinite(loss):
-            self.nonfinite += 1
-            return False
-        self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_grad_val is not None:
-            total = nn.utils.clip_grad_norm_(self.params, self.clip_grad_val)
-            finite = math.isfinite(float(total))
+        return step_jointly([(self, loss)])[0]
+
+    def zero_grad(self) -> None:
+        for p in self.params:  # what optim.zero_grad(set_to_none=True) does, without its profiler hook
+            p.grad = None
+
+    def clip(self) -> bool:
+        """Clip the gradients the last backward left; False (counted, gradients dropped) if one is not finite."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if self.clip_grad_val is not None and grads:
+            finite = math.isfinite(float(clip_grad_norm(grads, self.clip_grad_val)))
         else:
-            finite = all(torch.isfinite(p.grad).all() for p in self.params if p.grad is not None)
+            finite = all_finite(grads)
         if not finite:
-            self.optim.zero_grad(set_to_none=True)
+            self.zero_grad()
             self.nonfinite += 1
-            return False
-        self.optim.step()
-        return True
+        return finite
 
     def step_scheduler(self) -> None:
         if self.lr_scheduler is not None:
@@ -285,7 +298,82 @@ class Optimizer:
         }
 
     def load_state_dict(self, d: dict) -> None:
-        self.optim.load_state_dict(d["optim"])
+        self.optim.load_state_dict(d["optim"])  # replaces optim.state: a fused step looks it up at each step
         if self.lr_scheduler is not None and d.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(d["lr_scheduler"])
         self.nonfinite = d.get("nonfinite", 0)
+
+
+def step_jointly(steps: list[tuple[Optimizer, torch.Tensor]]) -> list[bool]:
+    """Guarded gradient steps of optimizers over disjoint parameters, from ONE backward pass.
+
+    Each loss must reach only its own optimizer's parameters (separate actor and critic nets, for
+    instance): the backward of their sum then gives every parameter exactly the gradient its own loss
+    gives it, for the cost of one pass. Each optimizer then clips its own gradients; a non-finite loss
+    or gradient skips (and counts) only that optimizer's step. The others step, in one call where
+    that is the same math (`fused_step`). Returns, per optimizer, whether its step was applied.
+    """
+    finite = [bool(torch.isfinite(loss)) for _, loss in steps]
+    live = [loss for (_, loss), ok in zip(steps, finite, strict=True) if ok]
+    for (opt, _), ok in zip(steps, finite, strict=True):
+        if ok:
+            opt.zero_grad()
+        else:
+            opt.nonfinite += 1
+    if live:
+        (live[0] if len(live) == 1 else sum(live[1:], live[0])).backward()
+    applied = [ok and opt.clip() for (opt, _), ok in zip(steps, finite, strict=True)]
+    stepping = [opt for (opt, _), ok in zip(steps, applied, strict=True) if ok]
+    if len(stepping) < 2 or not fused_step(stepping):
+        for opt in stepping:
+            opt.optim.step()
+    return applied
+
+
+FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
+
+
+class _OwnedState(dict):
+    """The state of a fused step's optimizer: each parameter's entry is read from its own optimizer."""
+
+    def __init__(self, owners: dict[torch.Tensor, torch.optim.Optimizer]):
+        super().__init__()
+        self.owners = owners
+
+    def __getitem__(self, p: torch.Tensor) -> dict:
+        return self.owners[p].state[p]
+
+    def get(self, p: torch.Tensor, default: Any = None) -> Any:
+        return self.owners[p].state.get(p, default)
+
+
+def _settings(optim: torch.optim.Optimizer) -> dict | None:
+    """The hyperparameters of a one-group optimizer (lr included, as its scheduler left it)."""
+    groups = optim.param_groups
+    return None if len(groups) != 1 else {k: v for k, v in groups[0].items() if k != "params"}
+
+
+def fused_step(opts: list[Optimizer]) -> bool:
+    """Step several fused Adam/AdamW optimizers with equal settings in one call; False where they differ.
+
+    Adam's update is elementwise per parameter, so one step over the union of the parameters is the
+    same math as a step of each (one fused kernel instead of several, and one call's overhead). Moments
+    and step counts stay in each optimizer, so state dicts, checkpoints and lr schedulers are untouched.
+    """
+    first = opts[0].optim
+    settings = _settings(first)
+    if type(first) not in FUSABLE or settings is None or not settings.get("fused"):
+        return False
+    if any(type(o.optim) is not type(first) or _settings(o.optim) != settings for o in opts[1:]):
+        return False
+    key = tuple(id(o) for o in opts)
+    joint = opts[0].fused.get(key)
+    if joint is None:
+        joint = type(first)([p for o in opts for p in o.params], **first.defaults)
+        joint.state = _OwnedState({p: o.optim for o in opts for p in o.params})
+        opts[0].fused[key] = joint
+    joint.param_groups[0].update(settings)
+    joint.step()
+    for o in opts:  # what each one's own step() marks; lr schedulers check it to warn of a missing step
+        o.optim._opt_called = True
+    return True
