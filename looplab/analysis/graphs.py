@@ -108,8 +108,10 @@ def _stack(dfs: Sequence[pd.DataFrame], col_fn) -> tuple[np.ndarray, np.ndarray]
 def mean_std_traces(x: np.ndarray, mat: np.ndarray, name: str, color: str, faint: bool = True) -> list[Trace]:
     """Each session faintly, then the mean with a +-1 std band."""
     out = [Trace(x, row, "sessions", color, faint=True, width=0.9) for row in mat] if faint else []
-    with np.errstate(invalid="ignore"):
-        mean, std = np.nanmean(mat, 0), np.nanstd(mat, 0)
+    # checkpoints before any session finished an episode have no value: NaN, without NumPy's empty-slice warning
+    has = np.isfinite(mat).any(0)
+    mean, std = np.full(mat.shape[1], np.nan), np.full(mat.shape[1], np.nan)
+    mean[has], std[has] = np.nanmean(mat[:, has], 0), np.nanstd(mat[:, has], 0)
     out.append(Trace(x, mean, name, color, band=(mean - std, mean + std)))
     return out
 

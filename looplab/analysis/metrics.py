@@ -1,7 +1,13 @@
 """Session and trial metrics (SLM Lab's formulas) from session dataframes.
 
 R_i = total_reward at log checkpoint i, f_i its frame, o_i its opt_step, R_rand the env's random baseline.
-str_i = R_i - R_rand.
+str_i = R_i - R_rand, negative where the agent does worse than random. SLM Lab's formulas assume
+str_i >= 0; each is extended here so that it keeps its meaning and its range for negative and mixed
+signs, and equals SLM Lab's value whenever every str_i >= 0 (and, for stability, no more is lost than
+held):
+- efficiency weights 1/f_i by the strength gained, max(str_i, 0); 0 if never better than random;
+- stability = 1 - lost / max(held, lost), with held = sum |str_i|: in [0, 1];
+- consistency divides the spread across sessions by the mean |str| instead of the mean str: <= 1.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ METRIC_DOCS = {
     "strength": "mean over checkpoints of str_i = R_i - R_rand, R_rand the random policy's mean return",
     "max_strength": "max_i str_i",
     "final_strength": "str_i at the last checkpoint",
-    "sample_efficiency": "sum(str_i / frame_i) / sum(str_i): high when strength comes early in frames",
-    "training_efficiency": "sum(str_i / opt_step_i) / sum(str_i): the same per gradient step",
-    "stability": "1 - |sum of drops in str between checkpoints / sum of str|: 1 = never falls back",
-    "consistency": "1 - 2 sum_i std_j(str_ij) / sum_i mean_j(str_ij) over sessions j: 1 = identical sessions",
+    "sample_efficiency": "sum(g_i / frame_i) / sum(g_i), g_i = max(str_i, 0): high when strength comes early in "
+                         "frames; 0 if never better than random",
+    "training_efficiency": "sum(g_i / opt_step_i) / sum(g_i): the same per gradient step",
+    "stability": "1 - lost / max(held, lost), lost = sum of drops in str between checkpoints, held = sum |str_i|: "
+                 "1 = never falls back, 0 = lost as much as held",
+    "consistency": "1 - 2 sum_i std_j(str_ij) / sum_i mean_j(|str_ij|) over sessions j: 1 = identical sessions, "
+                   "never above 1",
     "total_reward_ma_iqm": "interquartile mean over sessions of the final total_reward_ma (robust to outliers)",
     "total_reward_ma_ci_low": "2.5% bound of a stratified bootstrap 95% CI of that IQM (2000 resamples)",
     "total_reward_ma_ci_high": "97.5% bound of that interval",
@@ -49,35 +58,42 @@ def strength(rewards: np.ndarray, random_baseline: float) -> np.ndarray:
 
 
 def efficiency(strengths: np.ndarray, steps: np.ndarray) -> float:
-    """sum(str_i / s_i) / sum(str_i), dropping terms with s_i = 0 from the numerator."""
-    strengths = np.asarray(strengths, dtype=float)
+    """sum(w_i / s_i) / sum(w_i) with w_i = max(str_i, 0), dropping terms with s_i = 0 from the numerator.
+
+    A strength-weighted mean of 1/s_i: high when strength was gained early. Only strength above the
+    random baseline counts as gained, so a session never better than random has efficiency 0.
+    """
+    gained = np.maximum(np.asarray(strengths, dtype=float), 0.0)
     steps = np.asarray(steps, dtype=float)
-    den = strengths.sum()
+    den = gained.sum()
     mask = steps > 0
-    num = (strengths[mask] / steps[mask]).sum()
-    return float(num / den) if den != 0 else float("nan")
+    return float((gained[mask] / steps[mask]).sum() / den) if den > 0 else 0.0
 
 
 def stability(strengths: np.ndarray) -> float:
-    """1 - |sum of drops between consecutive checkpoints / sum of strengths before the last|."""
+    """1 - lost / max(held, lost): lost = sum of drops between consecutive checkpoints, held = sum |str_i|
+    before the last; 1 = never fell back, 0 = lost at least as much as it held. In [0, 1]."""
     s = np.asarray(strengths, dtype=float)
     if len(s) < 2:
         return float("nan")
-    drops = np.minimum(np.diff(s), 0.0).sum()
-    den = s[:-1].sum()
-    return float(1.0 - abs(drops / den)) if den != 0 else float("nan")
+    lost = -np.minimum(np.diff(s), 0.0).sum()
+    held = np.abs(s[:-1]).sum()
+    den = max(held, lost)
+    return float(1.0 - lost / den) if den > 0 else 1.0
 
 
 def consistency(strength_series: list[np.ndarray]) -> float:
-    """1 - 2 * sum_i std_j(str_ij) / sum_i mean_j(str_ij), series cut to the shortest; 1 session -> 1."""
+    """1 - 2 * sum_i std_j(str_ij) / sum_i mean_j(|str_ij|), series cut to the shortest; 1 session -> 1.
+
+    At most 1 (identical sessions); sessions that are all at the random baseline are identical: 1.
+    """
     if len(strength_series) <= 1:
         return 1.0
     n = min(len(s) for s in strength_series)
     mat = np.stack([np.asarray(s[:n], dtype=float) for s in strength_series])
-    den = mat.mean(axis=0).sum()
-    if den == 0:
-        return float("nan")
-    return float(1.0 - 2.0 * mat.std(axis=0, ddof=1).sum() / den)
+    spread = mat.std(axis=0, ddof=1).sum()
+    size = np.abs(mat).mean(axis=0).sum()
+    return float(1.0 - 2.0 * spread / size) if size > 0 else 1.0
 
 
 def session_metrics(df: pd.DataFrame, random_baseline: float) -> dict:
@@ -113,9 +129,11 @@ def session_metrics(df: pd.DataFrame, random_baseline: float) -> dict:
 
 
 def _cum_efficiency(s: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = np.cumsum(np.where(steps > 0, s / np.where(steps > 0, steps, 1), 0.0))
-        return num / np.cumsum(s)
+    """`efficiency` of each prefix of the series."""
+    gained = np.maximum(s, 0.0)
+    num = np.cumsum(np.where(steps > 0, gained / np.where(steps > 0, steps, 1), 0.0))
+    den = np.cumsum(gained)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def trial_metrics(session_dfs: list[pd.DataFrame], session_scalars: list[dict], random_baseline: float) -> dict:

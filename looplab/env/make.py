@@ -125,7 +125,9 @@ def _single_env_fn(env_id: str, kwargs: dict, render_mode: str | None = None):
         space = env.action_space
         if isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
             if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
-                env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+                # bounds in the space's own dtype: float64 ones make Box warn that it lowers their precision
+                ones = np.ones(space.shape, dtype=space.dtype)
+                env = gym.wrappers.RescaleAction(env, -ones, ones)
         return env
 
     return make

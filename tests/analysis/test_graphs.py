@@ -109,3 +109,16 @@ def test_a_graph_that_cannot_be_drawn_is_an_error_naming_it(tmp_path, caplog):
     messages = "\n".join(r.getMessage() for r in caplog.records)
     assert "broken_t0_s1_session_graph_train" in messages
     assert "exp_experiment_graph.png" in messages and "exp_experiment_graph.html" in messages
+
+
+def test_mean_band_is_nan_without_warnings_before_any_episode():
+    import warnings
+
+    from looplab.analysis.graphs import mean_std_traces
+
+    mat = np.array([[np.nan, 1.0, 3.0], [np.nan, np.nan, 5.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "Mean of empty slice" would raise here
+        trace = mean_std_traces(np.arange(3.0), mat, "mean", "#000")[-1]
+    np.testing.assert_array_equal(trace.y, [np.nan, 1.0, 4.0])
+    np.testing.assert_array_equal(trace.band[1] - trace.y, [np.nan, 0.0, 1.0])

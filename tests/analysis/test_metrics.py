@@ -1,4 +1,5 @@
-"""SLM Lab's session and trial metric formulas (reference §5) against hand-computed values."""
+"""SLM Lab's session and trial metric formulas (reference §5) against hand-computed values, and their
+definitions for strengths below the random baseline (negative and mixed signs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from looplab.analysis.metrics import consistency, session_metrics, trial_metrics
+from looplab.analysis.metrics import consistency, efficiency, session_metrics, stability, trial_metrics
 
 # R = total_reward per checkpoint, R_rand = 10 -> str = [0, 20, 10, 30]
 DF = pd.DataFrame({"frame": [100, 200, 300, 400], "opt_step": [0, 5, 10, 20],
@@ -68,3 +69,54 @@ def test_session_metrics_without_finished_episodes_are_null():
     df = DF.assign(total_reward=np.nan)
     m = session_metrics(df, 0.0)["scalar"]
     assert m["strength"] is None and m["total_reward_ma"] is None
+
+
+# R_rand = 10, R = [0, -10, 30, 20] -> str = [-10, -20, 20, 10]: worse than random, then better
+MIXED = DF.assign(total_reward=[0.0, -10.0, 30.0, 20.0])
+
+
+def test_session_metrics_of_mixed_sign_strength_hand_computed():
+    m = session_metrics(MIXED, random_baseline=10.0)["scalar"]
+    assert m["strength"] == pytest.approx(0.0)
+    assert m["max_strength"] == pytest.approx(20.0) and m["final_strength"] == pytest.approx(10.0)
+    # only strength above the baseline counts as gained: g = [0, 0, 20, 10]
+    assert m["sample_efficiency"] == pytest.approx((20 / 300 + 10 / 400) / 30)
+    assert m["training_efficiency"] == pytest.approx((20 / 10 + 10 / 20) / 30)
+    # drops 10 + 10 = 20 lost, |str| before the last = 10 + 20 + 20 = 50 held
+    assert m["stability"] == pytest.approx(1 - 20 / 50)
+    local = session_metrics(MIXED, 10.0)["local"]
+    assert local["sample_efficiency"][:2] == [0.0, 0.0]  # nothing gained yet
+    assert local["sample_efficiency"][-1] == pytest.approx(m["sample_efficiency"])
+
+
+def test_metrics_of_a_session_never_better_than_random():
+    s = np.array([-10.0, -20.0, -30.0])
+    assert efficiency(s, np.array([100, 200, 300])) == 0.0
+    assert stability(s) == pytest.approx(1 - 20 / 30)  # lost 20 of the 30 held
+    assert stability(s[::-1]) == pytest.approx(1.0)  # -30 -> -20 -> -10: never fell back
+    assert stability(np.zeros(3)) == 1.0
+
+
+def test_stability_stays_in_zero_one_when_more_is_lost_than_held():
+    s = np.array([1.0, -10.0, 1.0, -10.0])  # lost 11 + 11 = 22, held 1 + 10 + 1 = 12
+    assert stability(s) == 0.0
+
+
+def test_consistency_of_negative_and_mixed_strength_is_at_most_one():
+    below = [np.array([-10.0, -20.0]), np.array([-30.0, -20.0])]
+    # std: 20/sqrt(2), 0; mean |str|: 20, 20 (SLM Lab's sum of means -40 would give 1.71)
+    assert consistency(below) == pytest.approx(1 - 2 * (20 / math.sqrt(2)) / 40)
+    mixed = [np.array([5.0, 5.0]), np.array([-5.0, 5.0])]
+    assert consistency(mixed) == pytest.approx(1 - 2 * (10 / math.sqrt(2)) / 10)
+    assert consistency([np.zeros(3), np.zeros(3)]) == 1.0
+    assert consistency([-np.arange(1.0, 4.0)] * 2) == pytest.approx(1.0)
+
+
+def test_trial_of_sessions_worse_than_random():
+    dfs = [DF.assign(total_reward=r) for r in ([-5.0, -6.0, -4.0, -5.0], [-4.0, -5.0, -6.0, -5.5])]
+    scalars = [session_metrics(d, 10.0)["scalar"] for d in dfs]
+    m = trial_metrics(dfs, scalars, 10.0)
+    assert m["consistency"] <= 1.0
+    assert m["sample_efficiency"] == 0.0 and m["training_efficiency"] == 0.0
+    assert 0.0 <= m["stability"] <= 1.0
+    assert m["strength"] == pytest.approx((-15.0 - 15.125) / 2)
