@@ -145,13 +145,19 @@ def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]
     for d in root.iterdir():
         if not d.is_dir() or not (d / "run.json").exists():
             continue
-        if pattern and not (fnmatch.fnmatch(d.name, pattern) if any(c in pattern for c in "*?[") else pattern in d.name):
+        if pattern and not name_matches(d.name, pattern):
             continue
-        rows.append(_list_row(d))
+        rows.append(run_row(d))
     return sorted(rows, key=lambda r: r["_mtime"], reverse=True)
 
 
-def _list_row(d: Path) -> dict:
+def name_matches(name: str, pattern: str) -> bool:
+    """A glob when the pattern has glob characters, else a substring."""
+    return fnmatch.fnmatch(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
+
+
+def run_row(d: Path) -> dict:
+    """The `looplab list` row of one run folder (plus `_mtime`, for sorting)."""
     st = _status(d)
     state = run_state(st)
     frame, ma = st.get("frame"), st.get("total_reward_ma")
@@ -166,7 +172,7 @@ def _list_row(d: Path) -> dict:
     return {"name": d.name, "date": st.get("started", ""), "env": st.get("env", ""),
             "algorithm": st.get("algorithm", ""), "frames": frame, "total_reward_ma": ma,
             "strength": st.get("strength"), "wall time": wall, "status": state,
-            "_mtime": (d / "run.json").stat().st_mtime}
+            "_mtime": (d / "run.json" if (d / "run.json").exists() else d).stat().st_mtime}
 
 
 def _latest(d: Path, name: str) -> tuple[int | None, float | None]:
