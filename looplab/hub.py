@@ -316,7 +316,8 @@ def _read(path: Path) -> dict:
 @contextmanager
 def hub_errors(what: str, repo: str, tok: str | None) -> Iterator[None]:
     """Quiet huggingface_hub (no progress bars, warnings or retry logs) and turn its failures into one line."""
-    from huggingface_hub.utils import disable_progress_bars, logging as hf_logging
+    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hf_logging
 
     disable_progress_bars()
     hf_logging.set_verbosity_error()

@@ -76,7 +76,7 @@ def reproduce(run_dir: str | Path, sessions: int | None = None, frames: int | No
     news = [_session_df(paths, s) for s in range(n)]
     if frames is not None:
         originals = [df[df["frame"] <= frames].reset_index(drop=True) for df in originals]
-        news = [new[new["frame"].isin(old["frame"])].reset_index(drop=True) for old, new in zip(originals, news)]
+        news = [new[new["frame"].isin(old["frame"])].reset_index(drop=True) for old, new in zip(originals, news, strict=True)]
     text, ok = compare(originals, news, meta, rerun)
     scope = f"{n} session(s)" + (f", frames <= {frames:,}" if frames is not None else "")
     head = f"reproduce {src.root} ({scope})\n  -> {paths.root}\n"
@@ -110,7 +110,7 @@ def compare(originals: list[pd.DataFrame], news: list[pd.DataFrame], meta: dict,
     lines.append(f"  not identical: {diff}")
     finals = [_final_ma(df) for df in originals], [_final_ma(df) for df in news]
     lines.append(f"  {'':8}{'original MA':>14}{'new MA':>14}")
-    for s, (a, b) in enumerate(zip(*finals)):
+    for s, (a, b) in enumerate(zip(*finals, strict=True)):
         lines.append(f"  {'s' + str(s):8}{a:>14.4g}{b:>14.4g}")
     old_mean, new_mean = float(np.nanmean(finals[0])), float(np.nanmean(finals[1]))
     lo, hi = bootstrap_ci(np.asarray(finals[0]), stat=np.mean)
@@ -127,7 +127,7 @@ def compare(originals: list[pd.DataFrame], news: list[pd.DataFrame], meta: dict,
 
 def first_difference(originals: list[pd.DataFrame], news: list[pd.DataFrame]) -> str | None:
     """Where the session dataframes (time columns aside) first differ, or None if they are identical."""
-    for s, (a, b) in enumerate(zip(originals, news)):
+    for s, (a, b) in enumerate(zip(originals, news, strict=True)):
         cols_a = [c for c in a.columns if not TIME_COLUMN.search(c)]
         cols_b = [c for c in b.columns if not TIME_COLUMN.search(c)]
         if cols_a != cols_b:
