@@ -59,7 +59,9 @@ def run(
     if base_mode == "enjoy":
         from looplab.experiment.enjoy import run_enjoy
 
-        run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet, render, record, episodes)
+        root = run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet, render, record, episodes)
+        if push_run:  # a replay inherits its source's meta.push: only the flag pushes it
+            push_after_run(root, True)
         return
     if target is not None:
         if base_mode != "train":

@@ -27,6 +27,7 @@ from typing import Any
 
 from looplab import io
 from looplab.analysis.commands import LIST_COLS, name_matches, open_run, run_row, run_state
+from looplab.analysis.report import _fmt, _read_json
 from looplab.errors import LoopLabError
 from looplab.experiment.paths import data_dir
 
@@ -104,7 +105,7 @@ def push(run_dir: str | Path, repo: str | None = None, private: bool = False, wi
 
     paths = open_run(run_dir)
     root, run = paths.root, paths.root.name
-    status = _read(root / "run.json")
+    status = _read_json(root / "run.json")
     if run_state(status) == "running":
         raise LoopLabError(f"push {run}: the run is still running (pid {status.get('pid')}); push it once it stops")
     repo = repo_id(repo)
@@ -132,8 +133,8 @@ def summary_row(root: Path) -> dict:
     """The `looplab list` row of a run folder; what run.json lacks (a run of SLM Lab) from its spec and metrics."""
     row = {k: v for k, v in run_row(root).items() if not k.startswith("_")}
     name = open_run(root).name
-    spec = _read(root / f"{name}_spec.json")
-    trial = _read(root / f"{name}_t0_trial_metrics_scalar.json")
+    spec = _read_json(root / f"{name}_spec.json")
+    trial = _read_json(root / f"{name}_t0_trial_metrics_scalar.json")
     for key, metric in (("frames", "frame"), ("total_reward_ma", "total_reward_ma"), ("strength", "strength")):
         if row[key] is None:
             row[key] = trial.get(metric)
@@ -159,8 +160,10 @@ def _update_card(api: Any, repo: str, run: str, row: dict, parent: str) -> None:
             parent = api.repo_info(repo, repo_type=REPO_TYPE).sha
         index = read_index(api, repo, parent)
         index[run] = {**row, "pushed": time.strftime("%Y-%m-%d %H:%M:%S")}
+        # folders pushed by other means (SLM Lab's own sync) get a line too, with what their name tells
+        listed = {**{n: {"date": _date_of(n)} for n in _run_folders(api, repo, parent)}, **index}
         ops = [CommitOperationAdd(INDEX_FILE, (json.dumps({"runs": index}, indent=2) + "\n").encode()),
-               CommitOperationAdd(CARD_FILE, dataset_card(repo, index).encode())]
+               CommitOperationAdd(CARD_FILE, dataset_card(repo, listed).encode())]
         try:
             api.create_commit(repo, ops, commit_message=f"Card: {run}", repo_type=REPO_TYPE, parent_commit=parent)
             return
@@ -188,8 +191,6 @@ def read_index(api: Any, repo: str, revision: str | None = None) -> dict[str, di
 
 def dataset_card(repo: str, index: dict[str, dict]) -> str:
     """README.md of the repo: what it holds, how to get a run, and one line per run."""
-    from looplab.analysis.report import _fmt
-
     rows = sorted(index.items(), key=lambda kv: (str(kv[1].get("date") or ""), kv[0]), reverse=True)
     lines = [
         "---", "pretty_name: LoopLab runs", "tags:", "- reinforcement-learning", "- looplab",
@@ -302,14 +303,6 @@ def _run_folders(api: Any, repo: str, revision: str) -> list[str]:
 def _date_of(name: str) -> str:
     m = TS_RE.search(name)
     return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]}:{m[6]}" if m else ""
-
-
-def _read(path: Path) -> dict:
-    try:
-        out = io.read_json(path)
-        return out if isinstance(out, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 # ---- errors ---------------------------------------------------------------------------------------

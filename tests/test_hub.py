@@ -111,11 +111,16 @@ def test_the_dataset_card_lists_every_pushed_run(pushed, run, hub, hub_env, tmp_
     ma = io.read_json(run / "run.json")["total_reward_ma"]
     for cell in ("CartPole-v1", "PPO", "1,000", f"{ma:,.4g}", f"(data/{run.name}/index.html)"):
         assert cell in row, (cell, row)
+    # a folder put there by other means (SLM Lab's own sync) is listed at the next push
+    other = repo.files / "data" / "dqn_cartpole_2024_01_02_030405"
+    other.mkdir()
+    (other / "dqn_cartpole_spec.json").write_text("{}")
     # a second push (a run folder written by SLM Lab) adds its row and keeps the first
     slm = write_slm_lab_run(tmp_path)
     run_cli("push", str(slm), env=hub_env, check=True)
     card = repo.read("README.md").decode()
     assert f"`{run.name}`" in card and f"`{slm.name}` | CartPole-v1 | PPO | 4,000 |" in card
+    assert "`dqn_cartpole_2024_01_02_030405` | – | – | – | – | – |" in card
     index = json.loads(repo.read("runs.json"))["runs"]
     assert set(index) >= {run.name, slm.name} and index[run.name]["algorithm"] == "PPO"
     proc = run_cli("list", "--remote", "2025_11", env=hub_env, check=True)
