@@ -35,6 +35,8 @@ def run(
     render: Annotated[bool, typer.Option("--render", help="enjoy: show the env (needs a display)")] = False,
     record: Annotated[bool, typer.Option("--record", help="enjoy: write a video of the episodes")] = False,
     episodes: Annotated[int, typer.Option("--episodes", help="enjoy: episodes to replay")] = 5,
+    push_run: Annotated[bool, typer.Option("--push", help="push the run folder to the Hub (HF_REPO) when it ends, "
+                                           "after the report (as meta.push: true does)")] = False,
 ) -> None:
     """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
     from looplab.experiment.run import MODES, prepare, run_trial
@@ -43,27 +45,50 @@ def run(
     if base_mode not in MODES:
         raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
     target = mode.split("@", 1)[1] if "@" in mode else None
+    if push_run:
+        from looplab.hub import check_push
+
+        check_push()
     if base_mode == "search":
         from looplab.experiment.search import run_search
 
-        run_search(spec_file, spec_name, set_vars, overrides, data, quiet, resume=target, ray_address=ray_address,
-                   keep=keep)
+        paths, _ = run_search(spec_file, spec_name, set_vars, overrides, data, quiet, resume=target,
+                              ray_address=ray_address, keep=keep)
+        push_after_run(paths.root, push_run)
         return
     if base_mode == "enjoy":
         from looplab.experiment.enjoy import run_enjoy
 
-        run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet, render, record, episodes)
+        root = run_enjoy(spec_file, spec_name, target, set_vars, overrides, data, quiet, render, record, episodes)
+        if push_run:  # a replay inherits its source's meta.push: only the flag pushes it
+            push_after_run(root, True)
         return
     if target is not None:
         if base_mode != "train":
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        run_resume(spec_file, spec_name, target, data, quiet)
+        push_after_run(run_resume(spec_file, spec_name, target, data, quiet), push_run)
         return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
+    if spec.meta.push and not push_run:
+        from looplab.hub import check_push
+
+        check_push()
     paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet)
     print_summary(paths, metrics)
+    push_after_run(paths.root, push_run)
+
+
+def push_after_run(root, flag: bool) -> None:
+    """`--push` or `meta.push: true`: upload the finished run folder (its log file closed first)."""
+    from looplab.hub import push, push_requested
+
+    if flag or push_requested(root):
+        from looplab.experiment.logs import setup_logging
+
+        setup_logging(None, console=False)
+        print(push(root).summary())
 
 
 def print_summary(paths, metrics: dict) -> None:
@@ -129,10 +154,21 @@ def plot(
 def list_(
     pattern: Annotated[str | None, typer.Argument(help="substring or glob of run folder names")] = None,
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+    remote: Annotated[bool, typer.Option("--remote", help="the runs of a Hub dataset repo instead")] = False,
+    repo: Annotated[str | None, typer.Option("--repo", help="with --remote: OWNER/NAME (default $HF_REPO)")] = None,
 ) -> None:
-    """A table of the runs in the data folder."""
+    """A table of the runs in the data folder (or, with --remote, in a Hub dataset repo)."""
     from looplab.analysis.commands import list_runs, print_runs
 
+    if remote:
+        from looplab.hub import remote_runs, repo_id
+
+        rows = remote_runs(pattern, repo)
+        if not rows:
+            print(f"no runs{f' matching {pattern!r}' if pattern else ''} in {repo_id(repo)}")
+            return
+        print_runs(rows)
+        return
     print_runs(list_runs(pattern, data), data)
 
 
@@ -144,6 +180,53 @@ def specs(
     from looplab.spec.catalog import print_specs, shipped_specs
 
     print_specs(shipped_specs(pattern))
+
+
+@app.command()
+def push(
+    run_dir: Annotated[str, typer.Argument(help="run folder")],
+    repo: Annotated[str | None, typer.Option("--repo", help="Hub dataset repo OWNER/NAME (default $HF_REPO)")] = None,
+    private: Annotated[bool, typer.Option("--private", help="create the repo private (if it does not exist)")] = False,
+    with_optim: Annotated[bool, typer.Option("--with-optim", help="also upload optimizer states and resume "
+                                             "checkpoints (model/*_optim.pt, model/*_ckpt.pt)")] = False,
+) -> None:
+    """Upload a run folder to a Hub dataset repo under data/RUN/ and update its dataset card."""
+    from looplab.hub import push as upload
+
+    print(upload(run_dir, repo, private, with_optim).summary())
+
+
+@app.command()
+def pull(
+    pattern: Annotated[str, typer.Argument(help="run folder name, substring or glob")],
+    repo: Annotated[str | None, typer.Option("--repo", help="Hub dataset repo OWNER/NAME (default $HF_REPO)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace runs already in the data folder")] = False,
+    data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+) -> None:
+    """Download the matching runs of a Hub dataset repo into the data folder."""
+    from looplab.experiment.paths import data_dir
+    from looplab.hub import pull as download
+
+    for run, what in download(pattern, repo, data, force):
+        where = data_dir(data) / run
+        print(f"pulled {where}" if what == "pulled" else f"skipped {where} (already there; --force replaces it)")
+
+
+@app.command()
+def reproduce(
+    run_dir: Annotated[str, typer.Argument(help="run folder (dev or train)")],
+    sessions: Annotated[int | None, typer.Option("--sessions", help="re-run only the first N sessions")] = None,
+    frames: Annotated[int | None, typer.Option("--frames", help="stop at N frames (compared up to N)")] = None,
+    data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Re-run a run's saved spec with its saved seeds into a new folder and compare the two."""
+    from looplab.experiment.reproduce import reproduce as rerun
+
+    result = rerun(run_dir, sessions, frames, data, quiet)
+    print(result.text)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

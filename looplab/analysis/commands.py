@@ -147,11 +147,12 @@ def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]
             continue
         if not matches(d.name, pattern):
             continue
-        rows.append(_list_row(d))
+        rows.append(run_row(d))
     return sorted(rows, key=lambda r: r["_mtime"], reverse=True)
 
 
-def _list_row(d: Path) -> dict:
+def run_row(d: Path) -> dict:
+    """The `looplab list` row of one run folder (plus `_mtime`, for sorting)."""
     st = _status(d)
     state = run_state(st)
     frame, ma = st.get("frame"), st.get("total_reward_ma")
@@ -166,7 +167,7 @@ def _list_row(d: Path) -> dict:
     return {"name": d.name, "date": st.get("started", ""), "env": st.get("env", ""),
             "algorithm": st.get("algorithm", ""), "frames": frame, "total_reward_ma": ma,
             "strength": st.get("strength"), "wall time": wall, "status": state,
-            "_mtime": (d / "run.json").stat().st_mtime}
+            "_mtime": (d / "run.json" if (d / "run.json").exists() else d).stat().st_mtime}
 
 
 def _latest(d: Path, name: str) -> tuple[int | None, float | None]:

@@ -77,13 +77,40 @@ def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
     return raw, spec, status
 
 
-def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> None:
-    """Continue the run `target` (a folder or 'latest') of `spec_name` in place."""
+def check_same_code(root: Path, raw: dict) -> None:
+    """Resuming continues a run exactly only on the code that made it: refuse another git SHA."""
+    from looplab.experiment.run import git_info
+
+    saved = (raw.get("meta") or {}).get("git_sha")
+    current, _ = git_info()
+    if not saved or "unknown" in (saved, current):
+        log.warning("train@%s: cannot tell whether the code is the one that made the run (git SHA %s, now %s)",
+                    root, saved or "not saved", current)
+        return
+    if saved != current:
+        raise LoopLabError(f"train@{root}: the run was made by LoopLab at git {saved[:12]}, this is {current[:12]}; "
+                           f"resuming on other code would not continue it exactly. Get its code with "
+                           f"`git checkout {saved}` and resume again")
+
+
+def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
+    """A session past its first log checkpoint has a resume checkpoint, unless the run was pulled without one."""
+    for s in range(num_sessions):
+        df, ckpt = paths.session_df(0, s), paths.file("model", 0, s, "ckpt.pt")
+        # the checkpoint is written after each row: a second row means there was one
+        if df.is_file() and not ckpt.is_file() and len(df.read_text().splitlines()) > 2:
+            raise LoopLabError(f"train@{paths.root}: session {s} has logged rows but no resume checkpoint {ckpt.name} "
+                               f"(optimizer states are left out of a push unless --with-optim)")
+
+
+def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> Path:
+    """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder."""
     from looplab.cli import print_summary
     from looplab.experiment.run import execute
 
     paths, trial = resume_trial(spec_file, spec_name, target, data, quiet)
     print_summary(paths, execute(paths, trial))
+    return paths.root
 
 
 def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> tuple[RunPaths, object]:
@@ -97,10 +124,13 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
     paths = RunPaths(root, name)
+    check_same_code(root, raw)
+    check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
     log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
                  resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None)
-    return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True)
+    seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
+    return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import platform
 import re
 import subprocess
 import sys
@@ -49,6 +50,24 @@ def versions() -> dict[str, str]:
     return out
 
 
+def machine() -> dict[str, str | None]:
+    """The machine type a run ran on: exact reproduction is promised on the same one."""
+    cpu = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except (ImportError, RuntimeError):
+        pass
+    return {"system": platform.system(), "arch": platform.machine(), "cpu": cpu, "gpu": gpu}
+
+
 def redacted_command(argv: list[str]) -> str:
     """The command line with values of secret-looking keys hidden."""
     out = []
@@ -80,8 +99,10 @@ def prepare(spec_file: str, spec_name: str, set_vars: list[str] | None, override
     return raw, spec, file
 
 
-def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0) -> dict:
-    """The spec as it will be saved: a chosen seed, git SHA, versions, session seeds, command line."""
+def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0, seeds: list[int] | None = None) -> dict:
+    """The spec as it will be saved: a chosen seed, git SHA, versions, machine, session seeds, command line.
+
+    `seeds`: the sessions' seeds when given (a reproduction), else derived from the root seed."""
     out = copy.deepcopy(raw)
     meta = out.setdefault("meta", {})
     seed = root_seed(spec.meta.random_seed)
@@ -91,9 +112,11 @@ def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0) -> dic
         "random_seed": seed,
         "git_sha": sha,
         "git_dirty": dirty,
-        "session_seeds": [session_seed(seed, trial, s) for s in range(num_sessions)],
+        "session_seeds": list(seeds) if seeds is not None else [session_seed(seed, trial, s)
+                                                                for s in range(num_sessions)],
         "command": redacted_command(sys.argv),
         "versions": versions(),
+        "machine": machine(),
     })
     return scrub(out)
 
@@ -108,18 +131,20 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
     io.write_json(path, status)
 
 
-def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, dict]:
-    """dev / train: one trial in a new run folder."""
-    paths, trial = start_trial(raw, spec, file, mode, data, quiet)
+def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
+              seeds: list[int] | None = None) -> tuple[RunPaths, dict]:
+    """dev / train: one trial in a new run folder (with the given session seeds, if any)."""
+    paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds)
     return paths, execute(paths, trial)
 
 
-def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, Any]:
+def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
+                seeds: list[int] | None = None) -> tuple[RunPaths, Any]:
     """A new run folder with the resolved spec and status saved, and the Trial that will run in it."""
     from looplab.experiment.trial import Trial
 
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
-    resolved = resolve_meta(raw, spec, num_sessions)
+    resolved = resolve_meta(raw, spec, num_sessions, seeds=seeds)
     paths = RunPaths.create(data_dir(data), spec.name)
     resolved["meta"]["experiment_ts"] = paths.ts
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
@@ -129,7 +154,7 @@ def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, qu
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                  max_frame=spec.env.max_frame, pid=_pid())
     spec_dict = json.loads(json.dumps(resolved))
-    return paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet)
+    return paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet, seeds=seeds)
 
 
 def execute(paths: RunPaths, trial: Any) -> dict:

@@ -49,7 +49,7 @@ class Session:
         self.rows: list[dict] = []
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
-        self.max_frame = spec.env.max_frame
+        self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
         self.interrupted = False
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None

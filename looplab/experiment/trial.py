@@ -28,7 +28,7 @@ log = logging.getLogger("looplab")
 
 class Trial:
     def __init__(self, spec: Any, spec_dict: dict, spec_file: str, paths: RunPaths, trial: int, mode: str,
-                 quiet: bool = False, resume: bool = False):
+                 quiet: bool = False, resume: bool = False, seeds: list[int] | None = None):
         self.spec = spec
         self.spec_dict = spec_dict
         self.spec_file = spec_file
@@ -39,7 +39,8 @@ class Trial:
         self.resume = resume
         self.num_sessions = 1 if mode == "dev" else spec.meta.max_session
         root = spec.meta.random_seed
-        self.seeds = [session_seed(root, trial, s) for s in range(self.num_sessions)]
+        self.seeds = list(seeds) if seeds is not None else [session_seed(root, trial, s)
+                                                            for s in range(self.num_sessions)]
 
     def run(self) -> dict:
         spec = self.spec

@@ -136,6 +136,18 @@ class MetaSpec(Strict):
     trial: Count | None = None
     experiment: Count | None = None
     resume: bool | None = None
+    machine: dict[str, Any] | None = None
+    stop_frame: PositiveCount | None = None  # `looplab reproduce --frames`: stop there; schedules still see max_frame
+    push: bool = False  # push the run folder to the Hub (HF_REPO) at the end of the run
+    # written by SLM Lab into the specs it saves with a run (read by `analyze`/`report` on its run folders)
+    session: int | None = None
+    cuda_offset: int | None = None
+    prepath: str | None = None
+    predir: str | None = None
+    graph_prepath: str | None = None
+    info_prepath: str | None = None
+    log_prepath: str | None = None
+    model_prepath: str | None = None
 
     @field_validator("distributed")
     @classmethod
