@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from looplab import io
+from looplab import faults, io
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
@@ -52,13 +52,14 @@ class Session:
         self.max_frame = spec.env.max_frame
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
         self.interrupted = False
+        self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
         self.board = open_board(paths, trial, session, spec)
         self.actions: list[np.ndarray] | None = [] if self.board is not None else None  # for its histogram
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
-        env, agent, clock, actions = self.env, self.agent, self.clock, self.actions
+        env, agent, clock, actions, fault = self.env, self.agent, self.clock, self.actions, self.fault
         state = env.reset() if self._resume_obs is None else self._resume_obs
         # the smallest multiple of log_frequency after the current frame (also right after a resume)
         next_log = (clock.frame // self.log_frequency + 1) * self.log_frequency
@@ -81,6 +82,8 @@ class Session:
                 self.log_checkpoint(state)
                 while next_log <= clock.frame:
                     next_log += self.log_frequency
+            if clock.frame >= fault.frame:
+                fault.fire()
         return self.finish()
 
     def check_nonfinite(self) -> None:

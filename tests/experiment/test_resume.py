@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from looplab import io
+from looplab import faults, io
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
@@ -28,28 +28,18 @@ SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set"
 SECRET = "hf_do_not_write_me_0123456789"
 
 
-def start(data_dir: Path, *extra: str) -> subprocess.Popen:
+def start(data_dir: Path, *extra: str, signal_at: str = "") -> subprocess.Popen:
+    """`train` in a subprocess; `signal_at` ([PRENAME@]FRAME:SIGNAL) makes the session signal itself at FRAME."""
     cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q",
            "--data-dir", str(data_dir)]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_TOKEN": SECRET}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return popen(cmd, signal_at, HF_TOKEN=SECRET)
 
 
-def wait_rows(data_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> Path:
-    """Wait until the session dataframe has `rows` rows; returns the run folder."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        runs = [p for p in data_dir.iterdir() if p.is_dir()] if data_dir.exists() else []
-        if runs:
-            csv = runs[0] / "info" / "ppo_cartpole_t0_s0_session_df_train.csv"
-            try:
-                if csv.exists() and len(pd.read_csv(csv)) >= rows:
-                    return runs[0]
-            except (pd.errors.EmptyDataError, OSError):
-                pass
-        time.sleep(0.05)
-    raise AssertionError("run did not progress")
+def popen(cmd: list[str], signal_at: str = "", **env: str) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONHASHSEED": "0", **env}
+    if signal_at:
+        full_env[faults.SIGNAL_AT] = signal_at
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=ROOT)
 
 
 def session_df(run: Path) -> pd.DataFrame:
@@ -77,20 +67,21 @@ def reference(tmp_path_factory) -> Path:
 
 def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(reference, data_dir):
     rng = random.Random(0)
-    proc = start(data_dir)
-    run = wait_rows(data_dir, 2, proc)
-    time.sleep(rng.uniform(0.0, 0.3))  # somewhere mid-step, between two log checkpoints
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # first killed mid-way between two log checkpoints (a row every 100 frames, 2 frames a step), at a
+    # seeded frame: the session kills itself there, so the kill never comes too late on a loaded machine
+    first = 100 * rng.randrange(2, 7) + 2 * rng.randrange(1, 50)
+    proc = start(data_dir, signal_at=f"{first}:KILL")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    run = only_run(data_dir)
     done = len(session_df(run))
-    assert done < 8, "killed too late to test anything"
-    # twice: the second resume is killed right at a checkpoint boundary (as soon as a new row lands)
-    resumed = subprocess.Popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}",
-                                "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
-    wait_rows(data_dir, done + 1, resumed)
-    resumed.send_signal(signal.SIGKILL)
-    resumed.wait()
+    assert done == first // 100
+    # then killed right at a checkpoint boundary: just after the next row and checkpoint were written
+    resumed = popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}", "-q"],
+                    f"{(done + 1) * 100}:KILL")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == -signal.SIGKILL, err[-2000:]
+    assert len(session_df(run)) == done + 1
     proc = run_cli("run", PPO, "ppo_cartpole", "train@latest", "-q", data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert only_run(data_dir) == run  # continued in place, no new folder
@@ -108,16 +99,15 @@ def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(refer
 
 
 def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
-    proc = start(data_dir)
-    run = wait_rows(data_dir, 3, proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    proc = start(data_dir, signal_at="350:TERM")
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-2000:]
     assert "Traceback" not in err
+    run = only_run(data_dir)
     status = io.read_json(run / "run.json")
     assert status["status"] == "interrupted"
     ckpt = checkpoint.load(run / "model" / "ppo_cartpole_t0_s0_ckpt.pt")
-    assert 300 <= ckpt["clock"]["frame"] < 800
+    assert ckpt["clock"]["frame"] == 350
     assert (run / "info" / "ppo_cartpole_t0_s0_session_metrics_scalar_train.json").exists()  # analysis of what ran
     proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
