@@ -15,6 +15,8 @@ import gymnasium as gym
 import numpy as np
 
 from looplab.env.history import ObsHistory, history_length, window_space
+from looplab.env.pool import WorkerPoolVectorEnv, worker_count
+from looplab.env.state import reset_sub_env, set_sub_env_state, sub_env_state
 from looplab.env.wrappers import (
     ATARI_VECTOR_ONLY_KEYS,
     ObsNormalizer,
@@ -177,8 +179,13 @@ class Env:
                                          **{"reward_clipping": False, **kwargs})
             else:
                 fns = [_single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
-                cls = gym.vector.SyncVectorEnv if mode == "sync" else gym.vector.AsyncVectorEnv
-                self.venv = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                # a few worker processes, each stepping a slice of the envs (looplab.env.pool); one would only
+                # add a process to what sync does in this one
+                workers = worker_count(self.num_envs, getattr(spec.meta, "env_workers", None))
+                if mode == "async" and workers > 1:
+                    self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                else:
+                    self.venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         except Exception as e:
             raise _make_error(e, self.name) from None
         self.single_observation_space = self.venv.single_observation_space
@@ -286,6 +293,37 @@ class Env:
             self.reward_norm.load_state_dict(d["reward_norm"])
         if self.history is not None and d.get("history") is not None:
             self.history.load_state_dict(d["history"])
+
+    def sub_env_states(self) -> list[dict]:
+        """Each env's own state (looplab.env.state), in order; empty where the vector env keeps them out of
+        reach (ale-py's native vector env)."""
+        envs = getattr(self.venv.unwrapped, "envs", None)
+        if envs is not None:
+            return [sub_env_state(env) for env in envs]
+        if isinstance(self.venv, WorkerPoolVectorEnv):
+            return self.venv.call_envs(sub_env_state)
+        return []
+
+    def load_sub_env_states(self, saved: list[dict]) -> np.ndarray | None:
+        """Restore what `sub_env_states` saved; returns which envs are exactly restored (None: none could be)."""
+        if len(saved) != self.num_envs:
+            return None
+        envs = getattr(self.venv.unwrapped, "envs", None)
+        if envs is not None:
+            return np.array([set_sub_env_state(env, st) for env, st in zip(envs, saved, strict=True)])
+        if isinstance(self.venv, WorkerPoolVectorEnv):
+            return np.array(self.venv.call_envs(set_sub_env_state, [(st,) for st in saved]))
+        return None
+
+    def reset_sub_envs(self, mask: np.ndarray) -> np.ndarray | None:
+        """Start a new episode in the envs of `mask`; returns their first observations (None: out of reach)."""
+        envs = getattr(self.venv.unwrapped, "envs", None)
+        if envs is not None:
+            return np.array([reset_sub_env(envs[i]) for i in np.flatnonzero(mask)])
+        if isinstance(self.venv, WorkerPoolVectorEnv):
+            firsts = self.venv.call_envs(reset_sub_env, [(bool(m),) for m in mask])
+            return np.array([first for first, m in zip(firsts, mask, strict=True) if m])
+        return None
 
     def freeze(self) -> None:
         """Stop updating normalizer statistics (enjoy / evaluation)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -17,6 +16,7 @@ from looplab.analysis.baseline import random_baseline
 from looplab.analysis.graphs import trial_graphs
 from looplab.analysis.metrics import trial_metrics
 from looplab.env.make import env_kwargs
+from looplab.env.pool import usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
@@ -71,14 +71,17 @@ class Trial:
 
     def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
         ctx = mp.get_context("spawn")
-        workers = min(self.num_sessions, os.cpu_count() or 1)
+        workers = min(self.num_sessions, usable_cores())
+        spec_dict = self.spec_dict
+        if self.spec.meta.env_workers is None:  # sessions running at once share the cores for their env workers
+            spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": max(1, usable_cores() // workers)}}
         with ctx.Manager() as manager:
             queue = manager.Queue()
             pump = threading.Thread(target=_pump, args=(queue, view), daemon=True)
             pump.start()
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = [
-                    pool.submit(session_worker, self.spec_dict, self.spec_file, str(self.paths.root),
+                    pool.submit(session_worker, spec_dict, self.spec_file, str(self.paths.root),
                                 self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
                                 str(self.paths.log_file(self.index, s)), self.resume)
                     for s in range(self.num_sessions)

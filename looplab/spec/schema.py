@@ -121,6 +121,7 @@ class MetaSpec(Strict):
     num_gpus: Count | float | None = None
     tensorboard: bool = True
     max_nonfinite: PositiveCount = 20
+    env_workers: PositiveCount | None = None  # env worker processes per session (default: usable cores)
     random_seed: Count | None = None
     # written by LoopLab into the resolved spec
     git_sha: str | None = None
