@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,9 +18,11 @@ import pytest
 import torch
 
 from looplab import faults, io
+from looplab.env.pool import usable_cores
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
+from tests.experiment.test_processes import MARK, marked, state
 
 PPO = str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json")
 SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set", "meta.max_session=1",
@@ -218,20 +221,38 @@ def test_an_env_whose_physics_cannot_be_saved_restarts_its_episode():
 
 
 def test_sigterm_with_parallel_sessions_is_forwarded_and_queued_sessions_do_not_start(data_dir):
-    """3 sessions on at most 2 worker processes: the running ones stop with a checkpoint, the queued one
-    does not train; without forwarding the run would go on for minutes."""
+    """3 sessions on at most 2 worker processes: the running ones pause themselves at frame 400; SIGTERM to
+    the command is forwarded to them, they stop with a checkpoint there, and the queued one never starts.
+    Without forwarding the run would go on for minutes."""
+    mark = secrets.token_hex(8)
     cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", "--set", "env.max_frame=200000",
            "--set", "meta.log_frequency=200", "--set", "meta.max_session=3", "--set", "meta.tensorboard=false", "-q",
            "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    t0 = time.time()
-    while not len(list(data_dir.glob("*/model/*_ckpt.pt"))) >= min(2, os.cpu_count() or 1):
-        assert proc.poll() is None and time.time() - t0 < 120, proc.stderr.read()[-2000:] if proc.stderr else ""
-        time.sleep(0.1)
+    proc = popen(cmd, "400:STOP", **{MARK: mark})
+    running = min(2, usable_cores())
+    end = time.time() + 600
+    while len(paused := [p for p in marked(mark) if state(p) in ("T", "t")]) < running:
+        assert proc.poll() is None and time.time() < end, proc.stderr.read()[-2000:] if proc.stderr else ""
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=90)
+    while not all(pending(p, signal.SIGTERM) for p in paused):  # forwarded; handled once they continue
+        assert proc.poll() is None and time.time() < end
+        time.sleep(0.05)
+    for pid in paused:
+        os.kill(pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-2000:]
     run = only_run(data_dir)
     assert io.read_json(run / "run.json")["status"] == "interrupted"
-    for ckpt in run.glob("model/*_ckpt.pt"):
-        assert checkpoint.load(ckpt)["clock"]["frame"] < 200000
+    frames = [checkpoint.load(c)["clock"]["frame"] for c in sorted(run.glob("model/*_ckpt.pt"))]
+    # the queued session, already handed to a worker process, stops before its first step
+    assert frames.count(400) == running and set(frames) <= {0, 400}
+    assert marked(mark) == []
+
+
+def pending(pid: int, signum: int) -> bool:
+    """Whether `signum` waits to be delivered to the (stopped) process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("ShdPnd:", "SigPnd:")) and int(line.split()[1], 16) >> (signum - 1) & 1:
+            return True
+    return False
