@@ -152,6 +152,35 @@ def probe_env(spec: Any) -> EnvInfo:
         env.close()
 
 
+def env_family(env_id: str) -> str:
+    """'atari', 'mujoco', 'box2d', 'classic_control', 'toy_text' or 'other', from the env's entry point."""
+    if is_atari(env_id):
+        return "atari"
+    _register_families(env_id)
+    entry = gym.spec(env_id).entry_point
+    entry = entry if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+    return next((f for f in ("mujoco", *_CHEAP_FAMILIES) if f in entry), "other")
+
+
+def vector_plan(env_spec: Any, env_workers: int | None = None, render_mode: str | None = None) -> tuple[str, int]:
+    """How `Env` vectorizes: ('sync' | 'pool' | 'vector_entry_point', env worker processes).
+
+    `auto` steps cheap envs (classic control, Box2D, toy text) and fewer than 8 envs in this process;
+    others (`async`) on a few worker processes, each stepping a slice of the envs (looplab.env.pool).
+    One worker would only add a process to what sync does here, so that is sync too.
+    """
+    mode = env_spec.vectorization_mode
+    if mode == "auto" and is_atari(env_spec.name) and render_mode is None and _native_atari():
+        return "vector_entry_point", 0
+    if mode == "vector_entry_point":
+        return mode, 0
+    if mode == "auto":
+        cheap = env_family(env_spec.name) in _CHEAP_FAMILIES
+        mode = "sync" if cheap or env_spec.num_envs < 8 else "async"
+    workers = worker_count(env_spec.num_envs, env_workers)
+    return ("pool", workers) if mode == "async" and workers > 1 else ("sync", 0)
+
+
 class Env:
     """A vector env with raw episode-return tracking; arrays in, arrays out."""
 
@@ -163,13 +192,7 @@ class Env:
         self.seed = seed
         kwargs = env_kwargs(env_spec)
         self.atari = is_atari(self.name)
-        mode = env_spec.vectorization_mode
-        if mode == "auto" and self.atari and render_mode is None and _native_atari():
-            mode = "vector_entry_point"
-        if mode == "auto":
-            family = gym.spec(self.name).entry_point
-            cheap = isinstance(family, str) and any(f in family for f in _CHEAP_FAMILIES)
-            mode = "sync" if cheap or self.num_envs < 8 else "async"
+        mode, workers = vector_plan(env_spec, getattr(spec.meta, "env_workers", None), render_mode)
         try:
             if mode == "vector_entry_point":
                 _register_families(self.name)
@@ -179,10 +202,7 @@ class Env:
                                          **{"reward_clipping": False, **kwargs})
             else:
                 fns = [_single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
-                # a few worker processes, each stepping a slice of the envs (looplab.env.pool); one would only
-                # add a process to what sync does in this one
-                workers = worker_count(self.num_envs, getattr(spec.meta, "env_workers", None))
-                if mode == "async" and workers > 1:
+                if mode == "pool":
                     self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
                 else:
                     self.venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

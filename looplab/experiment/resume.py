@@ -77,9 +77,11 @@ def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
     return raw, spec, status
 
 
-def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> None:
+def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
+               force: bool = False) -> None:
     """Continue the run `target` (a folder or 'latest') of `spec_name` in place."""
     from looplab.cli import print_summary
+    from looplab.experiment.resources import check_memory
     from looplab.experiment.run import execute, write_status
     from looplab.experiment.trial import Trial
 
@@ -88,12 +90,14 @@ def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, qu
     mode = status.get("mode", "train")
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
+    memory = check_memory(spec, mode, str(root / f"{name}_spec.json"), force)
     paths = RunPaths(root, name)
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
     log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
-                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None)
+                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
+                 memory_estimate=memory.as_dict())
     metrics = execute(paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True))
     print_summary(paths, metrics)
 

@@ -108,10 +108,13 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
     io.write_json(path, status)
 
 
-def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool) -> tuple[RunPaths, dict]:
-    """dev / train: one trial in a new run folder."""
+def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
+              force: bool = False) -> tuple[RunPaths, dict]:
+    """dev / train: one trial in a new run folder (refused before anything is made if it cannot fit in memory)."""
+    from looplab.experiment.resources import check_memory
     from looplab.experiment.trial import Trial
 
+    memory = check_memory(spec, mode, file, force)
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
     resolved = resolve_meta(raw, spec, num_sessions)
     paths = RunPaths.create(data_dir(data), spec.name)
@@ -121,7 +124,8 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
     io.write_json(paths.root / f"{paths.prename(0)}_spec.json", {**resolved, "meta": {**resolved["meta"], "trial": 0}})
     write_status(paths, status="running", mode=mode, spec_file=file, spec_name=spec.name,
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                 max_frame=spec.env.max_frame, pid=_pid())
+                 max_frame=spec.env.max_frame, pid=_pid(), memory_estimate=memory.as_dict())
+    log.info("memory: %s", memory.describe())
     spec_dict = json.loads(json.dumps(resolved))
     return paths, execute(paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet))
 
