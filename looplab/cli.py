@@ -35,6 +35,8 @@ def run(
     render: Annotated[bool, typer.Option("--render", help="enjoy: show the env (needs a display)")] = False,
     record: Annotated[bool, typer.Option("--record", help="enjoy: write a video of the episodes")] = False,
     episodes: Annotated[int, typer.Option("--episodes", help="enjoy: episodes to replay")] = 5,
+    force: Annotated[bool, typer.Option("--force", help="run even where the memory estimate exceeds what is "
+                                        "available")] = False,
 ) -> None:
     """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
     from looplab.experiment.run import MODES, prepare, run_trial
@@ -43,6 +45,9 @@ def run(
     if base_mode not in MODES:
         raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
     target = mode.split("@", 1)[1] if "@" in mode else None
+    if ray_address and base_mode in ("dev", "train"):
+        raise LoopLabError(f"--ray-address: mode '{base_mode}' runs its sessions on this machine; only search "
+                           "runs trials on a Ray cluster")
     if base_mode == "search":
         from looplab.experiment.search import run_search
 
@@ -59,10 +64,10 @@ def run(
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        run_resume(spec_file, spec_name, target, data, quiet)
+        run_resume(spec_file, spec_name, target, data, quiet, force)
         return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
-    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet)
+    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet, force)
     print_summary(paths, metrics)
 
 
