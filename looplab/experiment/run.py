@@ -140,8 +140,11 @@ def execute(paths: RunPaths, trial: Any) -> dict:
         metrics = trial.run()
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
-                     wall_time=time.time() - t0)
+        try:
+            write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                         wall_time=time.time() - t0)
+        except io.WriteError as full:  # a full disk: the error that stopped the run is what to report
+            log.warning("%s", full)
         if status == "interrupted":
             write_report(paths)
         raise

@@ -59,6 +59,14 @@ class Session:
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
+        try:
+            return self._run()
+        except io.WriteError as e:  # a full disk: stop here; the last checkpoint written is intact
+            self.env.close()
+            raise io.WriteError(f"session {self.prename}: {e}; resume with train@{self.paths.root} once there is "
+                                "space") from None
+
+    def _run(self) -> dict:
         env, agent, clock, actions, fault = self.env, self.agent, self.clock, self.actions, self.fault
         state = env.reset() if self._resume_obs is None else self._resume_obs
         # the smallest multiple of log_frequency after the current frame (also right after a resume)

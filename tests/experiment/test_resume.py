@@ -31,11 +31,11 @@ SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set"
 SECRET = "hf_do_not_write_me_0123456789"
 
 
-def start(data_dir: Path, *extra: str, signal_at: str = "") -> subprocess.Popen:
+def start(data_dir: Path, *extra: str, signal_at: str = "", **env: str) -> subprocess.Popen:
     """`train` in a subprocess; `signal_at` ([PRENAME@]FRAME:SIGNAL) makes the session signal itself at FRAME."""
     cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q",
            "--data-dir", str(data_dir)]
-    return popen(cmd, signal_at, HF_TOKEN=SECRET)
+    return popen(cmd, signal_at, HF_TOKEN=SECRET, **env)
 
 
 def popen(cmd: list[str], signal_at: str = "", **env: str) -> subprocess.Popen:
@@ -115,6 +115,25 @@ def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
     proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+
+
+def test_a_full_disk_stops_the_session_keeps_the_last_checkpoint_and_resume_finishes(reference, data_dir):
+    # from the third checkpoint write on, the disk is full (every write fails with ENOSPC)
+    proc = start(data_dir, **{faults.DISK_FULL: "*_ckpt.pt:3"})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    run = only_run(data_dir)
+    ckpt = run / "model" / "ppo_cartpole_t0_s0_ckpt.pt"
+    assert f"cannot write {ckpt}: No space left on device (" in lines[0] and " free there)" in lines[0]
+    assert f"train@{run}" in lines[0]
+    assert checkpoint.load(ckpt)["clock"]["frame"] == 200  # the last good one, intact
+    assert not [p for p in run.rglob("*.tmp")]  # no half-written file left
+    proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")  # space freed
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+    assert io.read_json(run / "run.json")["status"] == "finished"
 
 
 def test_enjoy_replays_the_best_checkpoint_into_a_new_folder(reference, data_dir):
