@@ -23,6 +23,7 @@ from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
+from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
 
@@ -77,7 +78,8 @@ class Trial:
         workers = min(self.num_sessions, usable_cores())
         spec_dict = self.spec_dict
         if self.spec.meta.env_workers is None:  # sessions running at once share the cores for their env workers
-            spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": max(1, usable_cores() // workers)}}
+            spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": session_env_workers(self.spec,
+                                                                                                        workers)}}
         # every process started here dies with this one, however it dies (and its env workers with it)
         manager = SyncManager(ctx=ctx)
         manager.start(die_with_parent, (os.getpid(),))
