@@ -181,6 +181,17 @@ def vector_plan(env_spec: Any, env_workers: int | None = None, render_mode: str 
     return ("pool", workers) if mode == "async" and workers > 1 else ("sync", 0)
 
 
+def _each_env(venv: gym.vector.VectorEnv, fn: Any, args: list[tuple] | None = None) -> list | None:
+    """`fn(env, *args[i])` for each env i of the vector env, here or in its worker processes (None: the
+    envs are out of reach)."""
+    envs = getattr(venv.unwrapped, "envs", None)
+    if envs is not None:
+        return [fn(env, *a) for env, a in zip(envs, args or [()] * len(envs), strict=True)]
+    if isinstance(venv, WorkerPoolVectorEnv):
+        return venv.call_envs(fn, args)
+    return None
+
+
 class Env:
     """A vector env with raw episode-return tracking; arrays in, arrays out."""
 
@@ -317,33 +328,19 @@ class Env:
     def sub_env_states(self) -> list[dict]:
         """Each env's own state (looplab.env.state), in order; empty where the vector env keeps them out of
         reach (ale-py's native vector env)."""
-        envs = getattr(self.venv.unwrapped, "envs", None)
-        if envs is not None:
-            return [sub_env_state(env) for env in envs]
-        if isinstance(self.venv, WorkerPoolVectorEnv):
-            return self.venv.call_envs(sub_env_state)
-        return []
+        return _each_env(self.venv, sub_env_state) or []
 
     def load_sub_env_states(self, saved: list[dict]) -> np.ndarray | None:
         """Restore what `sub_env_states` saved; returns which envs are exactly restored (None: none could be)."""
         if len(saved) != self.num_envs:
             return None
-        envs = getattr(self.venv.unwrapped, "envs", None)
-        if envs is not None:
-            return np.array([set_sub_env_state(env, st) for env, st in zip(envs, saved, strict=True)])
-        if isinstance(self.venv, WorkerPoolVectorEnv):
-            return np.array(self.venv.call_envs(set_sub_env_state, [(st,) for st in saved]))
-        return None
+        exact = _each_env(self.venv, set_sub_env_state, [(st,) for st in saved])
+        return None if exact is None else np.array(exact)
 
     def reset_sub_envs(self, mask: np.ndarray) -> np.ndarray | None:
         """Start a new episode in the envs of `mask`; returns their first observations (None: out of reach)."""
-        envs = getattr(self.venv.unwrapped, "envs", None)
-        if envs is not None:
-            return np.array([reset_sub_env(envs[i]) for i in np.flatnonzero(mask)])
-        if isinstance(self.venv, WorkerPoolVectorEnv):
-            firsts = self.venv.call_envs(reset_sub_env, [(bool(m),) for m in mask])
-            return np.array([first for first, m in zip(firsts, mask, strict=True) if m])
-        return None
+        firsts = _each_env(self.venv, reset_sub_env, [(bool(m),) for m in mask])
+        return None if firsts is None else np.array([first for first, m in zip(firsts, mask, strict=True) if m])
 
     def freeze(self) -> None:
         """Stop updating normalizer statistics (enjoy / evaluation)."""
