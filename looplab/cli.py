@@ -37,6 +37,8 @@ def run(
     episodes: Annotated[int, typer.Option("--episodes", help="enjoy: episodes to replay")] = 5,
     push_run: Annotated[bool, typer.Option("--push", help="push the run folder to the Hub (HF_REPO) when it ends, "
                                            "after the report (as meta.push: true does)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="run even where the memory estimate exceeds what is "
+                                        "available")] = False,
 ) -> None:
     """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
     from looplab.experiment.run import MODES, prepare, run_trial
@@ -45,6 +47,9 @@ def run(
     if base_mode not in MODES:
         raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
     target = mode.split("@", 1)[1] if "@" in mode else None
+    if ray_address and base_mode in ("dev", "train"):
+        raise LoopLabError(f"--ray-address: mode '{base_mode}' runs its sessions on this machine; only search "
+                           "runs trials on a Ray cluster")
     if push_run:
         from looplab.hub import check_push
 
@@ -68,14 +73,14 @@ def run(
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        push_after_run(run_resume(spec_file, spec_name, target, data, quiet), push_run)
+        push_after_run(run_resume(spec_file, spec_name, target, data, quiet, force), push_run)
         return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
     if spec.meta.push and not push_run:
         from looplab.hub import check_push
 
         check_push()
-    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet)
+    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet, force=force)
     print_summary(paths, metrics)
     push_after_run(paths.root, push_run)
 

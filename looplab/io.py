@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from looplab import faults
 from looplab.errors import LoopLabError
 
 
@@ -20,6 +23,7 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file size limit
 
 
 class WriteError(LoopLabError):
@@ -36,15 +40,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], bina
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
+            faults.DISK.check(path)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise WriteError(f"cannot write {path}: {e.strerror or e}") from e
+        _remove(tmp)
+        tmp = None
+        room = f" ({format_bytes(free_space(path))} free there)" if e.errno in _NO_ROOM else ""
+        raise WriteError(f"cannot write {path}: {e.strerror or e}{room}") from e
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -60,16 +72,60 @@ def write_csv(path: str | os.PathLike, df: Any) -> None:
     atomic_write(path, lambda f: df.to_csv(f, index=False))
 
 
+class _RecordedWrites:
+    """A file whose failed write is kept: torch.save turns it into a RuntimeError without the OSError."""
+
+    def __init__(self, f: IO[Any]):
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+    def write(f: IO[Any]) -> None:
+        sink = _RecordedWrites(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is not None:  # a full disk, not a torch problem
+                raise sink.error from None
+            raise
+
+    atomic_write(path, write, binary=True)
 
 
 def torch_load(path: str | os.PathLike) -> Any:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def free_space(path: str | os.PathLike) -> int:
+    """Bytes free for this user on the file system of `path` (or of its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -217,7 +217,7 @@ class Report:
         if not files:
             return "<section><h2>Checkpoints</h2><p class='muted'>none</p></section>"
         rows = "".join(f"<tr><td><a href='model/{html.escape(p.name)}'>{html.escape(p.name)}</a></td>"
-                       f"<td>{_size(p.stat().st_size)}</td><td>{_kind(p.name)}</td></tr>" for p in files if p.is_file())
+                       f"<td>{io.format_bytes(p.stat().st_size)}</td><td>{_kind(p.name)}</td></tr>" for p in files if p.is_file())
         return (f"<section><h2>Checkpoints</h2><div class='scroll'><table><tr><th>file</th><th>size</th>"
                 f"<th>what</th></tr>{rows}</table></div></section>")
 
@@ -256,14 +256,6 @@ def _duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s" if m else f"{s}s"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _kind(name: str) -> str:

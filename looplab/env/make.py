@@ -15,6 +15,8 @@ import gymnasium as gym
 import numpy as np
 
 from looplab.env.history import ObsHistory, history_length, window_space
+from looplab.env.pool import WorkerPoolVectorEnv, worker_count
+from looplab.env.state import reset_sub_env, set_sub_env_state, sub_env_state
 from looplab.env.wrappers import (
     ATARI_VECTOR_ONLY_KEYS,
     ObsNormalizer,
@@ -155,6 +157,46 @@ def probe_env(spec: Any) -> EnvInfo:
         env.close()
 
 
+def env_family(env_id: str) -> str:
+    """'atari', 'mujoco', 'box2d', 'classic_control', 'toy_text' or 'other', from the env's entry point."""
+    if is_atari(env_id):
+        return "atari"
+    _register_families(env_id)
+    entry = gym.spec(env_id).entry_point
+    entry = entry if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+    return next((f for f in ("mujoco", *_CHEAP_FAMILIES) if f in entry), "other")
+
+
+def vector_plan(env_spec: Any, env_workers: int | None = None, render_mode: str | None = None) -> tuple[str, int]:
+    """How `Env` vectorizes: ('sync' | 'pool' | 'vector_entry_point', env worker processes).
+
+    `auto` steps cheap envs (classic control, Box2D, toy text) and fewer than 8 envs in this process;
+    others (`async`) on a few worker processes, each stepping a slice of the envs (looplab.env.pool).
+    One worker would only add a process to what sync does here, so that is sync too.
+    """
+    mode = env_spec.vectorization_mode
+    if mode == "auto" and is_atari(env_spec.name) and render_mode is None and _native_atari():
+        return "vector_entry_point", 0
+    if mode == "vector_entry_point":
+        return mode, 0
+    if mode == "auto":
+        cheap = env_family(env_spec.name) in _CHEAP_FAMILIES
+        mode = "sync" if cheap or env_spec.num_envs < 8 else "async"
+    workers = worker_count(env_spec.num_envs, env_workers)
+    return ("pool", workers) if mode == "async" and workers > 1 else ("sync", 0)
+
+
+def _each_env(venv: gym.vector.VectorEnv, fn: Any, args: list[tuple] | None = None) -> list | None:
+    """`fn(env, *args[i])` for each env i of the vector env, here or in its worker processes (None: the
+    envs are out of reach)."""
+    envs = getattr(venv.unwrapped, "envs", None)
+    if envs is not None:
+        return [fn(env, *a) for env, a in zip(envs, args or [()] * len(envs), strict=True)]
+    if isinstance(venv, WorkerPoolVectorEnv):
+        return venv.call_envs(fn, args)
+    return None
+
+
 class Env:
     """A vector env with raw episode-return tracking; arrays in, arrays out."""
 
@@ -166,13 +208,7 @@ class Env:
         self.seed = seed
         kwargs = env_kwargs(env_spec)
         self.atari = is_atari(self.name)
-        mode = env_spec.vectorization_mode
-        if mode == "auto" and self.atari and render_mode is None and _native_atari():
-            mode = "vector_entry_point"
-        if mode == "auto":
-            family = gym.spec(self.name).entry_point
-            cheap = isinstance(family, str) and any(f in family for f in _CHEAP_FAMILIES)
-            mode = "sync" if cheap or self.num_envs < 8 else "async"
+        mode, workers = vector_plan(env_spec, getattr(spec.meta, "env_workers", None), render_mode)
         try:
             if mode == "vector_entry_point":
                 _register_families(self.name)
@@ -182,8 +218,10 @@ class Env:
                                          **{"reward_clipping": False, **kwargs})
             else:
                 fns = [_single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
-                cls = gym.vector.SyncVectorEnv if mode == "sync" else gym.vector.AsyncVectorEnv
-                self.venv = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                if mode == "pool":
+                    self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                else:
+                    self.venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         except Exception as e:
             raise _make_error(e, self.name) from None
         self.single_observation_space = self.venv.single_observation_space
@@ -294,6 +332,23 @@ class Env:
             self.reward_norm.load_state_dict(d["reward_norm"])
         if self.history is not None and d.get("history") is not None:
             self.history.load_state_dict(d["history"])
+
+    def sub_env_states(self) -> list[dict]:
+        """Each env's own state (looplab.env.state), in order; empty where the vector env keeps them out of
+        reach (ale-py's native vector env)."""
+        return _each_env(self.venv, sub_env_state) or []
+
+    def load_sub_env_states(self, saved: list[dict]) -> np.ndarray | None:
+        """Restore what `sub_env_states` saved; returns which envs are exactly restored (None: none could be)."""
+        if len(saved) != self.num_envs:
+            return None
+        exact = _each_env(self.venv, set_sub_env_state, [(st,) for st in saved])
+        return None if exact is None else np.array(exact)
+
+    def reset_sub_envs(self, mask: np.ndarray) -> np.ndarray | None:
+        """Start a new episode in the envs of `mask`; returns their first observations (None: out of reach)."""
+        firsts = _each_env(self.venv, reset_sub_env, [(bool(m),) for m in mask])
+        return None if firsts is None else np.array([first for first, m in zip(firsts, mask, strict=True) if m])
 
     def freeze(self) -> None:
         """Stop updating normalizer statistics (enjoy / evaluation)."""

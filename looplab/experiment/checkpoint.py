@@ -25,17 +25,12 @@ import numpy as np
 import torch
 
 from looplab import io
+from looplab.env.state import object_state, set_object_state, walkable
 from looplab.errors import LoopLabError
 
 log = logging.getLogger("looplab")
 VERSION = 1
 _NP = "__ndarray__"
-# attributes never walked into: links to other layers, configuration, rendering and big read-only tables
-_SKIP_ATTRS = {"env", "_env", "unwrapped", "spec", "_ext_spec", "metadata", "render_mode", "screen", "clock",
-               "window", "viewer", "renderer", "mujoco_renderer", "_np_random_seed", "model", "data", "fullpath",
-               "observation_space", "action_space", "_cached_spec", "frames"}
-_SPACE_ATTRS = ("observation_space", "action_space", "_observation_space", "_action_space")
-_PRIMITIVE = (bool, int, float, str, type(None))
 
 
 # ---- encoding for weights_only loading ------------------------------------------------------------
@@ -102,9 +97,7 @@ def generators(obj: Any, depth: int = 2, prefix: str = "", seen: set | None = No
 
 
 def _walkable(v: Any) -> bool:
-    mod = type(v).__module__ or ""
-    return hasattr(v, "__dict__") and not isinstance(v, (torch.nn.Module, torch.optim.Optimizer, type)) and (
-        mod.startswith("looplab") or mod.startswith("gymnasium"))
+    return walkable(v) and not isinstance(v, (torch.nn.Module, torch.optim.Optimizer))
 
 
 def generator_state(g: Any) -> Any:
@@ -119,102 +112,14 @@ def set_generator_state(g: Any, state: Any) -> None:
 
 
 # ---- env state ----------------------------------------------------------------------------------
-def _object_state(obj: Any, depth: int = 2) -> tuple[dict, bool]:
-    """Numeric attributes, arrays, RNGs and (recursively) small gymnasium/looplab helper objects.
-
-    Returns (state, exact): `exact` is False when the object holds state this cannot capture
-    (a physics engine's objects, for instance).
-    """
-    out: dict[str, Any] = {}
-    exact = True
-    for k, v in vars(obj).items():
-        if k in _SKIP_ATTRS:
-            continue
-        if isinstance(v, np.random.Generator):
-            out[k] = {"__rng__": v.bit_generator.state}
-        elif isinstance(v, _PRIMITIVE) or isinstance(v, (np.ndarray, np.generic)):
-            out[k] = v
-        elif isinstance(v, (list, tuple, deque)) and all(isinstance(x, (*_PRIMITIVE, np.generic, np.ndarray))
-                                                         for x in v):
-            out[k] = {"__seq__": type(v).__name__, "items": list(v),
-                      "maxlen": v.maxlen if isinstance(v, deque) else None}
-        elif isinstance(v, dict) and all(isinstance(x, (*_PRIMITIVE, np.generic, np.ndarray)) for x in v.values()):
-            out[k] = {"__dict__": dict(v)}
-        elif depth > 0 and _walkable(v) and not isinstance(v, torch.Tensor):
-            sub, sub_exact = _object_state(v, depth - 1)
-            out[k] = {"__obj__": sub}
-            exact = exact and sub_exact
-        elif type(v).__module__.split(".")[0] in ("Box2D", "ale_py"):
-            exact = False
-    for k in _SPACE_ATTRS:
-        space = vars(obj).get(k)
-        if space is not None and getattr(space, "_np_random", None) is not None:
-            out[f"{k}._np_random"] = {"__rng__": space._np_random.bit_generator.state}
-    return out, exact
-
-
-def _set_object_state(obj: Any, state: dict) -> None:
-    for k, v in state.items():
-        if k.endswith("._np_random"):
-            space = getattr(obj, k.removesuffix("._np_random"), None)
-            if space is not None:
-                space.np_random.bit_generator.state = v["__rng__"]
-            continue
-        cur = vars(obj).get(k)
-        if isinstance(v, dict) and "__rng__" in v:
-            if isinstance(cur, np.random.Generator):
-                cur.bit_generator.state = v["__rng__"]
-            else:
-                setattr(obj, k, np.random.Generator(getattr(np.random, v["__rng__"]["bit_generator"])()))
-                getattr(obj, k).bit_generator.state = v["__rng__"]
-        elif isinstance(v, dict) and "__obj__" in v:
-            if cur is not None:
-                _set_object_state(cur, v["__obj__"])
-        elif isinstance(v, dict) and "__seq__" in v:
-            items = v["items"]
-            kind = v["__seq__"]
-            setattr(obj, k, deque(items, maxlen=v["maxlen"]) if kind == "deque" else
-                    tuple(items) if kind == "tuple" else list(items))
-        elif isinstance(v, dict) and "__dict__" in v:
-            setattr(obj, k, dict(v["__dict__"]))
-        elif isinstance(v, np.ndarray) and isinstance(cur, np.ndarray) and cur.shape == v.shape and cur.dtype == v.dtype:
-            cur[...] = v  # in place: other objects may hold a reference to this buffer
-        else:
-            setattr(obj, k, v)
-
-
-def _layers(env: Any) -> list[Any]:
-    """A gymnasium env's wrapper chain, outermost first, ending with the unwrapped env."""
-    out = [env]
-    while isinstance(env, gym.Wrapper):
-        env = env.env
-        out.append(env)
-    return out
-
-
-def _mujoco_state(unwrapped: Any) -> dict | None:
-    data = getattr(unwrapped, "data", None)
-    if data is None or not hasattr(data, "qpos") or not hasattr(unwrapped, "set_state"):
-        return None
-    return {"qpos": data.qpos.copy(), "qvel": data.qvel.copy(), "act": data.act.copy(), "time": float(data.time)}
-
-
 def env_state(env: Any) -> dict:
     """The state of a looplab Env: tracker, each sub-env's wrapper chain, the vector env's wrappers."""
     venv = env.venv
-    subs = []
-    for sub in getattr(venv.unwrapped, "envs", None) or []:
-        layers, exact = [], True
-        for layer in _layers(sub):
-            st, ex = _object_state(layer)
-            layers.append(st)
-            exact = exact and ex
-        mj = _mujoco_state(sub.unwrapped)
-        subs.append({"layers": layers, "exact": exact or mj is not None, "mujoco": mj})
+    subs = env.sub_env_states()
     vec_layers = []
     layer = venv
     while isinstance(layer, gym.vector.VectorWrapper):
-        vec_layers.append(_object_state(layer)[0])
+        vec_layers.append(object_state(layer)[0])
         layer = layer.env
     return {
         "tracker": {"ep_return": env._ep_return, "ep_len": env._ep_len, "returns": list(env.returns),
@@ -244,23 +149,13 @@ def load_env_state(env: Any, d: dict) -> np.ndarray | None:
     venv.action_space.np_random.bit_generator.state = d["vector_action_space"]
     layer = venv
     for st in d["vector_wrappers"]:
-        _set_object_state(layer, st)
+        set_object_state(layer, st)
         layer = layer.env
-    subs = getattr(venv.unwrapped, "envs", None) or []
-    if d["async"] or len(subs) != len(d["subs"]):
-        log.warning("env %s: sub-env state not saved (async vector env); every env starts a new episode", env.name)
+    exact = None if d["async"] else env.load_sub_env_states(d["subs"])
+    if exact is None:
+        log.warning("env %s: sub-env state not saved (native vector env); every env starts a new episode", env.name)
         return np.ones(env.num_envs, dtype=bool)
-    restart = np.zeros(env.num_envs, dtype=bool)
-    for i, (sub, saved) in enumerate(zip(subs, d["subs"], strict=True)):
-        for layer, st in zip(_layers(sub), saved["layers"], strict=False):
-            _set_object_state(layer, st)
-        if saved.get("mujoco") is not None:
-            mj = saved["mujoco"]
-            sub.unwrapped.set_state(mj["qpos"], mj["qvel"])
-            sub.unwrapped.data.act[:] = mj["act"]
-            sub.unwrapped.data.time = mj["time"]
-        if not saved["exact"]:
-            restart[i] = True
+    restart = ~exact
     if restart.any():
         log.warning("env %s: the internal state of sub-env(s) %s cannot be restored exactly; they start their "
                     "next episode (the unfinished episode is not counted)", env.name, np.flatnonzero(restart).tolist())
@@ -269,13 +164,11 @@ def load_env_state(env: Any, d: dict) -> np.ndarray | None:
 
 def restart_envs(env: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Start a new episode in the sub-envs of `mask` (each with its own, restored, np_random)."""
+    firsts = env.reset_sub_envs(mask)
+    if firsts is None:
+        return env.reset()
     obs = obs.copy()
-    for i in np.flatnonzero(mask):
-        subs = getattr(env.venv.unwrapped, "envs", None)
-        if subs is None:
-            return env.reset()
-        sub = subs[i]
-        first, _ = sub.reset()
+    for i, first in zip(np.flatnonzero(mask), firsts, strict=True):
         obs[i] = first if getattr(env, "history", None) is None else env.history.restart(i, first)
         env._ep_return[i] = 0.0
         env._ep_len[i] = 0

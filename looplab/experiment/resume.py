@@ -103,18 +103,22 @@ def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
                                f"(optimizer states are left out of a push unless --with-optim)")
 
 
-def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> Path:
+def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
+               force: bool = False) -> Path:
     """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder."""
     from looplab.cli import print_summary
     from looplab.experiment.run import execute
 
-    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet)
+    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force)
     print_summary(paths, execute(paths, trial))
     return paths.root
 
 
-def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool) -> tuple[RunPaths, object]:
-    """The run folder `target` marked running again, and the Trial that continues it from its checkpoints."""
+def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
+                 force: bool = False) -> tuple[RunPaths, object]:
+    """The run folder `target` marked running again, and the Trial that continues it from its checkpoints
+    (refused if it cannot fit in memory, unless `force`)."""
+    from looplab.experiment.resources import check_memory
     from looplab.experiment.run import write_status
     from looplab.experiment.trial import Trial
 
@@ -123,6 +127,7 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     mode = status.get("mode", "train")
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
+    memory = check_memory(spec, mode, str(root / f"{name}_spec.json"), force)
     paths = RunPaths(root, name)
     check_same_code(root, raw)
     check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
@@ -130,7 +135,8 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
-                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None)
+                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
+                 memory_estimate=memory.as_dict())
     seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
     return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)
 

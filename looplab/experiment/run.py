@@ -132,17 +132,20 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
 
 
 def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
-              seeds: list[int] | None = None) -> tuple[RunPaths, dict]:
+              seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, dict]:
     """dev / train: one trial in a new run folder (with the given session seeds, if any)."""
-    paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds)
+    paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force)
     return paths, execute(paths, trial)
 
 
 def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
-                seeds: list[int] | None = None) -> tuple[RunPaths, Any]:
-    """A new run folder with the resolved spec and status saved, and the Trial that will run in it."""
+                seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, Any]:
+    """A new run folder with the resolved spec and status saved, and the Trial that will run in it
+    (refused before anything is made if it cannot fit in memory, unless `force`)."""
+    from looplab.experiment.resources import check_memory
     from looplab.experiment.trial import Trial
 
+    memory = check_memory(spec, mode, file, force)
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
     resolved = resolve_meta(raw, spec, num_sessions, seeds=seeds)
     paths = RunPaths.create(data_dir(data), spec.name)
@@ -152,7 +155,8 @@ def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, qu
     io.write_json(paths.root / f"{paths.prename(0)}_spec.json", {**resolved, "meta": {**resolved["meta"], "trial": 0}})
     write_status(paths, status="running", mode=mode, spec_file=file, spec_name=spec.name,
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                 max_frame=spec.env.max_frame, pid=_pid())
+                 max_frame=spec.env.max_frame, pid=_pid(), memory_estimate=memory.as_dict())
+    log.info("memory: %s", memory.describe())
     spec_dict = json.loads(json.dumps(resolved))
     return paths, Trial(spec, spec_dict, file, paths, 0, mode, quiet, seeds=seeds)
 
@@ -167,8 +171,11 @@ def execute(paths: RunPaths, trial: Any) -> dict:
         metrics = trial.run()
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
-                     wall_time=time.time() - t0)
+        try:
+            write_status(paths, status=status, error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                         wall_time=time.time() - t0)
+        except io.WriteError as full:  # a full disk: the error that stopped the run is what to report
+            log.warning("%s", full)
         if status == "interrupted":
             write_report(paths)
         raise

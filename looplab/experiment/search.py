@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from looplab import io
+from looplab.env.pool import die_with_parent
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.paths import RunPaths, data_dir
 from looplab.spec.search import SearchSpace, apply_values, check_search
@@ -292,6 +293,7 @@ def _trial_process(spec_path: str, file: str, root: str, name: str, index: int) 
     from looplab.spec import validate_spec
 
     parent = os.getppid()
+    die_with_parent(parent)  # even when stopped (SIGSTOP), where the watchdog below cannot run
 
     def watchdog() -> None:
         while True:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from looplab import io
+from looplab import faults, io
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
@@ -52,6 +52,7 @@ class Session:
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
         self.interrupted = False
+        self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
         self.board = open_board(paths, trial, session, spec)
         # the actions since the board's last histograms
@@ -59,7 +60,15 @@ class Session:
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
-        env, agent, clock, actions = self.env, self.agent, self.clock, self.actions
+        try:
+            return self._run()
+        except io.WriteError as e:  # a full disk: stop here; the last checkpoint written is intact
+            self.env.close()
+            raise io.WriteError(f"session {self.prename}: {e}; resume with train@{self.paths.root} once there is "
+                                "space") from None
+
+    def _run(self) -> dict:
+        env, agent, clock, actions, fault = self.env, self.agent, self.clock, self.actions, self.fault
         state = env.reset() if self._resume_obs is None else self._resume_obs
         # the smallest multiple of log_frequency after the current frame (also right after a resume)
         next_log = (clock.frame // self.log_frequency + 1) * self.log_frequency
@@ -82,6 +91,8 @@ class Session:
                 self.log_checkpoint(state)
                 while next_log <= clock.frame:
                     next_log += self.log_frequency
+            if clock.frame >= fault.frame:
+                fault.fire()
         return self.finish()
 
     def check_nonfinite(self) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing.managers import SyncManager
 from typing import Any
 
 import pandas as pd
@@ -17,9 +19,11 @@ from looplab.analysis.baseline import random_baseline
 from looplab.analysis.graphs import trial_graphs
 from looplab.analysis.metrics import trial_metrics
 from looplab.env.make import env_kwargs
+from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
+from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
 
@@ -72,19 +76,31 @@ class Trial:
 
     def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
         ctx = mp.get_context("spawn")
-        workers = min(self.num_sessions, os.cpu_count() or 1)
-        with ctx.Manager() as manager:
+        workers = min(self.num_sessions, usable_cores())
+        spec_dict = self.spec_dict
+        if self.spec.meta.env_workers is None:  # sessions running at once share the cores for their env workers
+            spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": session_env_workers(self.spec,
+                                                                                                        workers)}}
+        # every process started here dies with this one, however it dies (and its env workers with it)
+        manager = SyncManager(ctx=ctx)
+        manager.start(die_with_parent, (os.getpid(),))
+        with manager:
             queue = manager.Queue()
             pump = threading.Thread(target=_pump, args=(queue, view), daemon=True)
             pump.start()
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [
-                    pool.submit(session_worker, self.spec_dict, self.spec_file, str(self.paths.root),
-                                self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
-                                str(self.paths.log_file(self.index, s)), self.resume)
-                    for s in range(self.num_sessions)
-                ]
-                results = self._collect(pool, futures)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
+                try:
+                    futures = [
+                        pool.submit(session_worker, spec_dict, self.spec_file, str(self.paths.root),
+                                    self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
+                                    str(self.paths.log_file(self.index, s)), self.resume)
+                        for s in range(self.num_sessions)
+                    ]
+                    results = self._collect(pool, futures)
+                except BaseException:  # the trial's sessions end with it, as one
+                    _kill(list(getattr(pool, "_processes", {}) or {}))
+                    raise
             queue.put(None)
             pump.join(timeout=5)
         return results
@@ -115,6 +131,14 @@ class Trial:
                       {"scalar": metrics, "sessions": scalars})
         trial_graphs(self.paths, self.index, self.num_sessions)
         return metrics
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # already gone
+            pass
 
 
 def _pump(queue: Any, view: ProgressView) -> None:

@@ -125,6 +125,7 @@ class MetaSpec(Strict):
     tensorboard: bool = True
     tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
     max_nonfinite: PositiveCount = 20
+    env_workers: PositiveCount | None = None  # env worker processes per session (default: usable cores)
     random_seed: Count | None = None
     # written by LoopLab into the resolved spec
     git_sha: str | None = None

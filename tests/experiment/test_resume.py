@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,10 +17,12 @@ import pandas as pd
 import pytest
 import torch
 
-from looplab import io
+from looplab import faults, io
+from looplab.env.pool import usable_cores
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
+from tests.experiment.test_processes import MARK, marked, state
 
 PPO = str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json")
 SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set", "meta.max_session=1",
@@ -28,28 +31,18 @@ SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set"
 SECRET = "hf_do_not_write_me_0123456789"
 
 
-def start(data_dir: Path, *extra: str) -> subprocess.Popen:
+def start(data_dir: Path, *extra: str, signal_at: str = "", **env: str) -> subprocess.Popen:
+    """`train` in a subprocess; `signal_at` ([PRENAME@]FRAME:SIGNAL) makes the session signal itself at FRAME."""
     cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q",
            "--data-dir", str(data_dir)]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_TOKEN": SECRET}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return popen(cmd, signal_at, HF_TOKEN=SECRET, **env)
 
 
-def wait_rows(data_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> Path:
-    """Wait until the session dataframe has `rows` rows; returns the run folder."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        runs = [p for p in data_dir.iterdir() if p.is_dir()] if data_dir.exists() else []
-        if runs:
-            csv = runs[0] / "info" / "ppo_cartpole_t0_s0_session_df_train.csv"
-            try:
-                if csv.exists() and len(pd.read_csv(csv)) >= rows:
-                    return runs[0]
-            except (pd.errors.EmptyDataError, OSError):
-                pass
-        time.sleep(0.05)
-    raise AssertionError("run did not progress")
+def popen(cmd: list[str], signal_at: str = "", **env: str) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONHASHSEED": "0", **env}
+    if signal_at:
+        full_env[faults.SIGNAL_AT] = signal_at
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=ROOT)
 
 
 def session_df(run: Path) -> pd.DataFrame:
@@ -77,20 +70,21 @@ def reference(tmp_path_factory) -> Path:
 
 def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(reference, data_dir):
     rng = random.Random(0)
-    proc = start(data_dir)
-    run = wait_rows(data_dir, 2, proc)
-    time.sleep(rng.uniform(0.0, 0.3))  # somewhere mid-step, between two log checkpoints
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # first killed mid-way between two log checkpoints (a row every 100 frames, 2 frames a step), at a
+    # seeded frame: the session kills itself there, so the kill never comes too late on a loaded machine
+    first = 100 * rng.randrange(2, 7) + 2 * rng.randrange(1, 50)
+    proc = start(data_dir, signal_at=f"{first}:KILL")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    run = only_run(data_dir)
     done = len(session_df(run))
-    assert done < 8, "killed too late to test anything"
-    # twice: the second resume is killed right at a checkpoint boundary (as soon as a new row lands)
-    resumed = subprocess.Popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}",
-                                "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
-    wait_rows(data_dir, done + 1, resumed)
-    resumed.send_signal(signal.SIGKILL)
-    resumed.wait()
+    assert done == first // 100
+    # then killed right at a checkpoint boundary: just after the next row and checkpoint were written
+    resumed = popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}", "-q"],
+                    f"{(done + 1) * 100}:KILL")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == -signal.SIGKILL, err[-2000:]
+    assert len(session_df(run)) == done + 1
     proc = run_cli("run", PPO, "ppo_cartpole", "train@latest", "-q", data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert only_run(data_dir) == run  # continued in place, no new folder
@@ -108,20 +102,38 @@ def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(refer
 
 
 def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
-    proc = start(data_dir)
-    run = wait_rows(data_dir, 3, proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    proc = start(data_dir, signal_at="350:TERM")
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-2000:]
     assert "Traceback" not in err
+    run = only_run(data_dir)
     status = io.read_json(run / "run.json")
     assert status["status"] == "interrupted"
     ckpt = checkpoint.load(run / "model" / "ppo_cartpole_t0_s0_ckpt.pt")
-    assert 300 <= ckpt["clock"]["frame"] < 800
+    assert ckpt["clock"]["frame"] == 350
     assert (run / "info" / "ppo_cartpole_t0_s0_session_metrics_scalar_train.json").exists()  # analysis of what ran
     proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+
+
+def test_a_full_disk_stops_the_session_keeps_the_last_checkpoint_and_resume_finishes(reference, data_dir):
+    # from the third checkpoint write on, the disk is full (every write fails with ENOSPC)
+    proc = start(data_dir, **{faults.DISK_FULL: "*_ckpt.pt:3"})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    run = only_run(data_dir)
+    ckpt = run / "model" / "ppo_cartpole_t0_s0_ckpt.pt"
+    assert f"cannot write {ckpt}: No space left on device (" in lines[0] and " free there)" in lines[0]
+    assert f"train@{run}" in lines[0]
+    assert checkpoint.load(ckpt)["clock"]["frame"] == 200  # the last good one, intact
+    assert not [p for p in run.rglob("*.tmp")]  # no half-written file left
+    proc = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q")  # space freed
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pd.testing.assert_frame_equal(session_df(run), session_df(reference), check_exact=True)
+    assert io.read_json(run / "run.json")["status"] == "finished"
 
 
 def test_enjoy_replays_the_best_checkpoint_into_a_new_folder(reference, data_dir):
@@ -228,20 +240,38 @@ def test_an_env_whose_physics_cannot_be_saved_restarts_its_episode():
 
 
 def test_sigterm_with_parallel_sessions_is_forwarded_and_queued_sessions_do_not_start(data_dir):
-    """3 sessions on at most 2 worker processes: the running ones stop with a checkpoint, the queued one
-    does not train; without forwarding the run would go on for minutes."""
+    """3 sessions on at most 2 worker processes: the running ones pause themselves at frame 400; SIGTERM to
+    the command is forwarded to them, they stop with a checkpoint there, and the queued one never starts.
+    Without forwarding the run would go on for minutes."""
+    mark = secrets.token_hex(8)
     cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", "--set", "env.max_frame=200000",
            "--set", "meta.log_frequency=200", "--set", "meta.max_session=3", "--set", "meta.tensorboard=false", "-q",
            "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    t0 = time.time()
-    while not len(list(data_dir.glob("*/model/*_ckpt.pt"))) >= min(2, os.cpu_count() or 1):
-        assert proc.poll() is None and time.time() - t0 < 120, proc.stderr.read()[-2000:] if proc.stderr else ""
-        time.sleep(0.1)
+    proc = popen(cmd, "400:STOP", **{MARK: mark})
+    running = min(2, usable_cores())
+    end = time.time() + 600
+    while len(paused := [p for p in marked(mark) if state(p) in ("T", "t")]) < running:
+        assert proc.poll() is None and time.time() < end, proc.stderr.read()[-2000:] if proc.stderr else ""
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=90)
+    while not all(pending(p, signal.SIGTERM) for p in paused):  # forwarded; handled once they continue
+        assert proc.poll() is None and time.time() < end
+        time.sleep(0.05)
+    for pid in paused:
+        os.kill(pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-2000:]
     run = only_run(data_dir)
     assert io.read_json(run / "run.json")["status"] == "interrupted"
-    for ckpt in run.glob("model/*_ckpt.pt"):
-        assert checkpoint.load(ckpt)["clock"]["frame"] < 200000
+    frames = [checkpoint.load(c)["clock"]["frame"] for c in sorted(run.glob("model/*_ckpt.pt"))]
+    # the queued session, already handed to a worker process, stops before its first step
+    assert frames.count(400) == running and set(frames) <= {0, 400}
+    assert marked(mark) == []
+
+
+def pending(pid: int, signum: int) -> bool:
+    """Whether `signum` waits to be delivered to the (stopped) process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("ShdPnd:", "SigPnd:")) and int(line.split()[1], 16) >> (signum - 1) & 1:
+            return True
+    return False

@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 
+from looplab import faults
 from tests.conftest import ROOT, only_run, run_cli
 from tests.experiment.test_search import SEARCH_TIMEOUT, search_spec
 
@@ -23,8 +24,9 @@ def test_interrupted_search_resumes_to_completion(tmp_path, data_dir):
     path.write_text(json.dumps(spec))
     cmd = [sys.executable, "-m", "looplab.cli", "run", str(path), "search_cartpole", "search", "--quiet",
            "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # trial t1 pauses itself at frame 1000 (SIGSTOP), so the search cannot end before the interrupt comes
+    env = {**os.environ, faults.SIGNAL_AT: "search_cartpole_t1_s0@1000:STOP"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + SEARCH_TIMEOUT
     # interrupt once the first trial has finished and a later one has started
     while time.time() < deadline and proc.poll() is None:

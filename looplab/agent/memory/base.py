@@ -36,6 +36,11 @@ class Memory:
     def sample(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    @classmethod
+    def estimate_nbytes(cls, config: MemoryConfig, env_info: Any, algorithm: Any) -> int:
+        """Bytes this memory holds when full, from its config alone (checked before a run starts)."""
+        return 0
+
     def state_dict(self) -> dict:
         return {}
 
@@ -47,6 +52,15 @@ def state_dtype(env_info: Any) -> np.dtype:
     """uint8 images stay uint8; everything else is stored as float32."""
     dt = getattr(env_info.observation_space, "dtype", np.float32)
     return np.dtype(np.uint8) if dt == np.uint8 else np.dtype(np.float32)
+
+
+def transition_nbytes(env_info: Any, fields: tuple[str, ...] = KEYS) -> int:
+    """Bytes of one stored transition of these fields (states as `state_dtype`, scalars as float32)."""
+    s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
+    a_shape, a_dtype = action_spec(env_info)
+    sizes = {"states": int(np.prod(s_shape)) * s_dtype.itemsize, "next_states": int(np.prod(s_shape)) * s_dtype.itemsize,
+             "actions": int(np.prod(a_shape)) * a_dtype.itemsize}
+    return sum(sizes.get(k, 4) for k in fields)
 
 
 def action_spec(env_info: Any) -> tuple[tuple[int, ...], np.dtype]:

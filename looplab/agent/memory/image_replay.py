@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from looplab.agent.memory.base import transition_nbytes
 from looplab.agent.memory.replay import Replay, ReplayConfig
 from looplab.registry import MEMORIES
 
@@ -24,6 +25,16 @@ from looplab.registry import MEMORIES
 @MEMORIES.register("ImageReplay")
 class ImageReplay(Replay):
     fields = ("actions", "rewards", "terminateds", "truncateds")
+
+    @classmethod
+    def estimate_nbytes(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> int:
+        n = env_info.num_envs
+        max_size = max(n, int(config.max_size) // n * n)
+        shape = env_info.state_shape
+        per_env = max_size // n
+        ring = per_env + per_env // 16 + 2 * int(shape[0])
+        frames = n * ring * int(np.prod(shape[1:]))
+        return frames + max_size * (8 + transition_nbytes(env_info, cls.fields))  # + ptr
 
     def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):
         n = env_info.num_envs

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype
+from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype, transition_nbytes
 from looplab.registry import MEMORIES
 from looplab.spec.schema import PositiveCount
 
@@ -25,6 +25,20 @@ class OnPolicyBatchReplay(Memory):
     """Preallocated [T, N, ...] arrays; ready after T = training_frequency vector steps; emptied on sample."""
 
     Config = OnPolicyBatchReplayConfig
+
+    @classmethod
+    def estimate_nbytes(cls, config: OnPolicyBatchReplayConfig, env_info: Any, algorithm: Any) -> int:
+        # `algorithm` is the algorithm's config here: the batch is T vector steps (see the algorithms)
+        steps = (getattr(algorithm, "time_horizon", None) or getattr(algorithm, "training_frequency", None)
+                 or getattr(algorithm, "num_step_returns", None) or 1)
+        own = int(steps) * env_info.num_envs * transition_nbytes(env_info)
+        if config.sil_replay_name and config.max_size and config.batch_size:  # SIL's own replay
+            from looplab.agent.memory.replay import ReplayConfig
+
+            replay = MEMORIES.get(config.sil_replay_name)
+            own += replay.estimate_nbytes(ReplayConfig(name=config.sil_replay_name, batch_size=config.batch_size,
+                                                       max_size=config.max_size), env_info, algorithm)
+        return own
 
     def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
         super().__init__(config, env_info, algorithm)

@@ -91,6 +91,11 @@ class PrioritizedReplayConfig(ReplayConfig):
 class PrioritizedReplay(Replay):
     Config = PrioritizedReplayConfig
 
+    @classmethod
+    def estimate_nbytes(cls, config: PrioritizedReplayConfig, env_info: Any, algorithm: Any) -> int:
+        # + the sum tree: at most 2 * 2 float64 nodes per slot (leaves padded to a power of two)
+        return super().estimate_nbytes(config, env_info, algorithm) + 32 * max(int(config.max_size), env_info.num_envs)
+
     def __init__(self, config: PrioritizedReplayConfig, env_info: Any, algorithm: Any):
         super().__init__(config, env_info, algorithm)
         self.alpha, self.epsilon = config.alpha, config.epsilon
