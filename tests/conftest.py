@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # SLM Lab's spec files as shipped inside the package (MIT; see their README there)
 SLM_SPECS = ROOT / "looplab" / "spec" / "library" / "slm_lab"
 TEST_SPECS = Path(__file__).parent / "data"
+
+
+def placeholder_values(path: Path) -> list[str]:
+    """-s values for the ${var} placeholders of a shipped spec file: an env its specs fit, a million frames."""
+    values = {"env": "ALE/Pong-v5" if "atari" in path.name else "HalfCheetah-v5", "max_frame": "1e6"}
+    names = set(re.findall(r"\$\{([^}]*)\}", path.read_text()))
+    return [f"{n}={values[n]}" for n in sorted(names)]
 
 
 @pytest.fixture(autouse=True)

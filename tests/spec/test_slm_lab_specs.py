@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 import yaml
 
 from looplab.errors import SpecError
 from looplab.experiment.run import prepare
-from tests.conftest import SLM_SPECS
+from tests.conftest import SLM_SPECS, placeholder_values
 
 # what cannot run here, by spec file, and the line that says so
 CANNOT_RUN = {
@@ -19,13 +16,6 @@ CANNOT_RUN = {
     "benchmark/async_sac/async_sac_halfcheetah_pybullet.json": "unknown Gymnasium env id 'HalfCheetahBulletEnv-v0'",
     "benchmark/async_sac/": "distributed (Hogwild) training is not supported",
 }
-
-
-def placeholder_values(path: Path) -> list[str]:
-    """-s values for a file's ${var} placeholders: an env its specs fit, a million frames."""
-    values = {"env": "ALE/Pong-v5" if "atari" in path.name else "HalfCheetah-v5", "max_frame": "1e6"}
-    names = set(re.findall(r"\$\{([^}]*)\}", path.read_text()))
-    return [f"{n}={values[n]}" for n in sorted(names)]
 
 
 def all_specs() -> list[tuple[str, str]]:

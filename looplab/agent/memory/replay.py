@@ -124,11 +124,10 @@ class Replay(Memory):
             return k
         first = max(self.cer_seen, self.seen_size - self.size)  # older unseen ones were overwritten
         k = min(self.seen_size - first, len(idx))
-        if k > 0:
-            # transition number n sits in slot n % max_size (writes start at slot 0 and wrap)
-            idx[len(idx) - k:] = (first + np.arange(k)) % self.max_size
-        self.cer_seen = first + max(k, 0)
-        return max(k, 0)
+        # transition number n sits in slot n % max_size (writes start at slot 0 and wrap)
+        idx[len(idx) - k:] = (first + np.arange(k)) % self.max_size
+        self.cer_seen = first + k
+        return k
 
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {k: getattr(self, k)[idx] for k in self.fields}
@@ -143,7 +142,8 @@ class Replay(Memory):
     def state_dict(self) -> dict:
         n = self.size
         return {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
-                "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen, "rng": self.rng.bit_generator.state,
+                "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen,
+                "rng": self.rng.bit_generator.state,
                 **{k: getattr(self, k)[:n].copy() for k in self.fields}}
 
     def load_state_dict(self, d: dict) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from looplab.experiment.run import prepare
 from tests.agent.loop import make_agent, step
-from tests.conftest import SLM_SPECS
+from tests.conftest import SLM_SPECS, placeholder_values
 
 # the classic-control and Box2D files of the family (Atari and MuJoCo files need `-s env=` and pixels)
 FILES = [
@@ -42,7 +42,7 @@ def run_frames(spec, frames: int, seed: int = 0) -> tuple:
 
 @pytest.mark.parametrize(("path", "name"), spec_names(), ids=lambda x: x if isinstance(x, str) else x.parent.name)
 def test_spec_runs(path: Path, name: str):
-    _, spec, _ = prepare(str(path), name, None, ["env.max_frame=400"])
+    _, spec, _ = prepare(str(path), name, placeholder_values(path), ["env.max_frame=400"])
     # training must happen within the short run: shrink the warm-up and on-policy horizons
     cfg = spec.algorithm
     if getattr(cfg, "training_start_step", None):
