@@ -14,7 +14,7 @@ import pandas as pd
 
 from looplab import io
 from looplab.analysis import graphs
-from looplab.analysis.metrics import write_session_metrics, write_trial_metrics
+from looplab.analysis.metrics import session_metrics, write_session_metrics, write_trial_metrics
 from looplab.errors import LoopLabError
 from looplab.experiment.paths import RunPaths, data_dir
 from looplab.spec.catalog import matches
@@ -82,19 +82,33 @@ def analyze(run_dir: str | Path) -> Path:
         raise LoopLabError(f"{run_dir}: no session dataframe in info/: nothing to analyze")
     for t in trials:
         baseline = _baseline(paths, t)
-        dfs, scalars = [], []
-        for s in graphs.session_indices(paths, t):
-            df = graphs.read_session_df(paths.session_df(t, s))
-            dfs.append(df)
-            scalars.append(write_session_metrics(paths, t, s, df, baseline))
-            graphs.session_graphs(paths, t, s)
-        metrics = write_trial_metrics(paths, t, dfs, scalars, baseline)
-        graphs.trial_graphs(paths, t, len(dfs), random_baseline=baseline)
+        metrics = analyze_trial(paths, t, baseline) or {}
+        analyze_trial(paths, t, baseline, "eval")
         log.info("trial %s: total_reward_ma %s, strength %s", paths.prename(t), metrics.get("total_reward_ma"),
                  metrics.get("strength"))
     if len(trials) > 1:
         graphs.multi_trial_graphs(paths.root, paths.name, {f"t{t}": graphs.trial_session_dfs(paths, t) for t in trials})
     return write_report(paths)
+
+
+def analyze_trial(paths: RunPaths, trial: int, baseline: float, kind: str = "train", sessions: bool = True) -> dict | None:
+    """Metrics and graphs of one kind (train / eval) of a trial from its session dataframes: the sessions' files
+    too when `sessions`; returns the trial metrics (None when no session wrote a dataframe of that kind)."""
+    indices = graphs.session_indices(paths, trial, kind)
+    if not indices:
+        return None
+    dfs, scalars = [], []
+    for s in indices:
+        df = graphs.read_session_df(paths.session_df(trial, s, kind))
+        dfs.append(df)
+        if sessions:
+            scalars.append(write_session_metrics(paths, trial, s, df, baseline, kind))
+            graphs.session_graphs(paths, trial, s, kind)
+        else:
+            scalars.append(session_metrics(df, baseline)["scalar"])
+    metrics = write_trial_metrics(paths, trial, dfs, scalars, baseline, kind)
+    graphs.trial_graphs(paths, trial, len(dfs), kind=kind, random_baseline=baseline)
+    return metrics
 
 
 def _baseline(paths: RunPaths, trial: int) -> float:

@@ -229,8 +229,13 @@ def session_html(paths: Any, trial: int, session: int, kind: str = "train") -> P
     return paths.file("graph", trial, session, f"session_graph_{kind}.html")
 
 
-def trial_html(paths: Any, trial: int) -> Path:
-    return paths.root / f"{paths.prename(trial)}_trial_graph.html"
+def trial_html(paths: Any, trial: int, kind: str = "train") -> Path:
+    return paths.root / f"{paths.prename(trial)}_trial_graph{_kind_suffix(kind)}.html"
+
+
+def _kind_suffix(kind: str) -> str:
+    """Trial graphs keep SLM Lab's names for training; evaluation ones say `_eval`."""
+    return "" if kind == "train" else f"_{kind}"
 
 
 def session_graphs(paths: Any, trial: int, session: int, kind: str = "train") -> list[Path]:
@@ -249,7 +254,7 @@ def session_graphs(paths: Any, trial: int, session: int, kind: str = "train") ->
 
 def trial_graphs(paths: Any, trial: int, num_sessions: int | None = None, kind: str = "train",
                  random_baseline: float | None = None) -> list[Path]:
-    """`{n}_t{T}_trial_graph_{key}_vs_frames.png` at the run root per panel and one HTML page.
+    """`{n}_t{T}_trial_graph[_eval]_{key}_vs_frames.png` at the run root per panel and one HTML page.
 
     `num_sessions` is kept for callers; every session dataframe of the trial found on disk is used.
     The random baseline (for strength) comes from the argument or the trial's metrics file.
@@ -265,9 +270,9 @@ def trial_graphs(paths: Any, trial: int, num_sessions: int | None = None, kind: 
     except Exception as e:
         log.error("graph %s could not be drawn: %s: %s", name, type(e).__name__, e)
         return []
-    return render(panels, paths.prename(trial),
-                  lambda key: paths.root / f"{paths.prename(trial)}_trial_graph_{key}_vs_frames.png",
-                  trial_html(paths, trial))
+    return render(panels, paths.prename(trial) + _kind_suffix(kind),
+                  lambda key: paths.root / f"{paths.prename(trial)}_trial_graph{_kind_suffix(kind)}_{key}_vs_frames.png",
+                  trial_html(paths, trial, kind))
 
 
 def saved_baseline(paths: Any, trial: int) -> float | None:

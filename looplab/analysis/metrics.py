@@ -182,11 +182,15 @@ def write_session_metrics(paths: Any, trial: int, session: int, df: pd.DataFrame
 
 
 def write_trial_metrics(paths: Any, trial: int, session_dfs: list[pd.DataFrame], session_scalars: list[dict],
-                        random_baseline: float) -> dict:
-    """Compute and write the trial metrics files (root and `info/`); returns the scalar metrics."""
+                        random_baseline: float, kind: str = "train") -> dict:
+    """Compute and write the trial metrics files (root and `info/`; eval ones `info/..._eval.json` only);
+    returns the scalar metrics."""
     metrics = trial_metrics(session_dfs, session_scalars, random_baseline)
     metrics["random_baseline"] = random_baseline
-    io.write_json(paths.root / f"{paths.prename(trial)}_trial_metrics_scalar.json", metrics)
-    io.write_json(paths.file("info", trial, None, "trial_metrics_scalar.json"), metrics)
-    io.write_json(paths.file("info", trial, None, "trial_metrics.json"), {"scalar": metrics, "sessions": session_scalars})
+    suffix = "" if kind == "train" else f"_{kind}"
+    if kind == "train":
+        io.write_json(paths.root / f"{paths.prename(trial)}_trial_metrics_scalar.json", metrics)
+    io.write_json(paths.file("info", trial, None, f"trial_metrics_scalar{suffix}.json"), metrics)
+    io.write_json(paths.file("info", trial, None, f"trial_metrics{suffix}.json"),
+                  {"scalar": metrics, "sessions": session_scalars})
     return metrics

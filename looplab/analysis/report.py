@@ -148,6 +148,12 @@ class Report:
             rows.append(("trial", f"{self.paths.prename(t)} (trial)", tm))
             for s in self._sessions(t):
                 rows.append(("session", self.paths.prename(t, s), self._session_scalar(t, s, tm)))
+            em = _read_json(self.paths.file("info", t, None, "trial_metrics_scalar_eval.json"))
+            if em:  # evaluation episodes (meta.rigorous_eval)
+                rows.append(("trial", f"{self.paths.prename(t)} eval (trial)", em))
+                for s in graphs.session_indices(self.paths, t, "eval"):
+                    rows.append(("session", f"{self.paths.prename(t, s)} eval",
+                                 _read_json(self.paths.file("info", t, s, "session_metrics_scalar_eval.json"))))
         if not rows:
             return "<section><h2>Metrics</h2><p class='muted'>no session has logged a checkpoint yet</p></section>"
         head = "".join(f"<th title='{html.escape(METRIC_DOCS.get(c, ''))}'>{c.replace('total_reward_ma_', '')}</th>"
@@ -185,6 +191,12 @@ class Report:
             parts.append(f"<h3>trial {t}: mean over sessions ±1 std, sessions faintly behind</h3>")
             parts.append(self._graph(f"{self.paths.prename(t)} trial graph", lambda t=t, b=baseline: graphs.figure(
                 graphs.trial_panels(graphs.trial_session_dfs(self.paths, t), b), self.paths.prename(t))))
+            if graphs.session_indices(self.paths, t, "eval"):
+                parts.append(f"<h3>trial {t}: evaluation episodes (no exploration, an env of their own), mean over "
+                             f"sessions ±1 std</h3>")
+                parts.append(self._graph(f"{self.paths.prename(t)} eval trial graph", lambda t=t, b=baseline:
+                                         graphs.figure(graphs.trial_panels(graphs.trial_session_dfs(self.paths, t, "eval"),
+                                                                           b), f"{self.paths.prename(t)} eval")))
             for s in self._sessions(t):
                 pre = self.paths.prename(t, s)
                 fig = self._graph(f"{pre} session graph", lambda t=t, s=s, pre=pre: graphs.figure(

@@ -68,6 +68,11 @@ class SessionBoard:
             self._actions(np.concatenate([np.asarray(a).reshape(len(a), -1) for a in actions]), frame, discrete)
             actions.clear()
 
+    def log_eval(self, row: dict, frame: int) -> None:
+        """An eval checkpoint's return, its moving average and episode length, under `eval/`."""
+        for key in ("total_reward", "total_reward_ma", "episode_length"):
+            self.writer.add_scalar(f"eval/{key}", float(row[key]), frame)
+
     def _actions(self, acts: np.ndarray, frame: int, discrete: bool) -> None:
         """Discrete: one histogram with a bin per action; continuous: one histogram per dimension."""
         if acts.shape[1] == 1:

@@ -254,8 +254,9 @@ class Env:
             self.single_observation_space, seq_len)
         self.info = EnvInfo(self.name, self.num_envs, state_space, self.single_action_space, self.scale_obs)
 
-    def reset(self) -> np.ndarray:
-        obs, info = self.venv.reset(seed=None if self._seeded else self.seed)
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start every sub-env's episode; seeded from `seed` if given, else from the env's seed the first time."""
+        obs, info = self.venv.reset(seed=seed if seed is not None else None if self._seeded else self.seed)
         self._seeded = True
         self._ep_return[:] = 0.0
         self._ep_len[:] = 0

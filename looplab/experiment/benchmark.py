@@ -200,10 +200,17 @@ class Benchmark:
         if entry is not None and entry.get("segment_started") is not None:
             # the last invocation was killed in this row: its time ends at the last file the run wrote
             self.close_segment(entry, None, end=_last_write(root, entry["segment_started"]))
-        if action == "resume":
-            paths, trial = resume_trial(p.row.spec_file, p.spec.name, str(root), str(self.data), self.quiet)
-        else:
-            paths, trial = start_trial(p.raw, p.spec, p.file, "train", str(self.data), self.quiet)
+        try:
+            if action == "resume":
+                paths, trial = resume_trial(p.row.spec_file, p.spec.name, str(root), str(self.data), self.quiet)
+            else:
+                paths, trial = start_trial(p.raw, p.spec, p.file, "train", str(self.data), self.quiet)
+        except Exception as e:  # a run folder that cannot be made or continued fails its row only
+            entry = entry if entry is not None else self.state.rows.setdefault(
+                p.row.name, {"run": None, "fingerprint": p.fingerprint, "work": p.work, "wall_time": 0.0})
+            self.fail(p, entry, e)
+            return
+        if action == "start":
             entry = self.state.rows[p.row.name] = {
                 "run": str(paths.root.relative_to(self.data)), "fingerprint": p.fingerprint, "work": p.work,
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time": 0.0}
@@ -216,12 +223,15 @@ class Benchmark:
             self.close_segment(entry, "interrupted")
             raise
         except Exception as e:  # recorded, and the suite goes on
-            log.error("%s failed:\n%s", p.row.name, traceback.format_exc())
-            self.close_segment(entry, "failed", _one_line(e))
-            self.say(f"{p.row.name}: failed: {_one_line(e)}")
+            self.fail(p, entry, e)
             return
         self.close_segment(entry, "finished")
         table.archive(paths.root, self.out, entry["run"])
+
+    def fail(self, p: Planned, entry: dict, e: Exception) -> None:
+        log.error("%s failed:\n%s", p.row.name, traceback.format_exc())
+        self.close_segment(entry, "failed", _one_line(e))
+        self.say(f"{p.row.name}: failed: {_one_line(e)}")
 
     # ---- the suite ----------------------------------------------------------------------------------
     def run(self, planned: list[Planned], publish: Path | None) -> Path:

@@ -18,6 +18,19 @@ def session_seed(root: int, trial: int, session: int) -> int:
     return int(np.random.SeedSequence([root, trial, session]).generate_state(1)[0] % (2**31 - 1))
 
 
+EVAL_STREAM = 0x6576616C  # "eval": the evaluation env's seeds form a stream apart from every session's
+
+
+def eval_seed(session_seed: int) -> int:
+    """The seed of a session's evaluation env, apart from its training env's."""
+    return derived_seed(session_seed, EVAL_STREAM)
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """A seed for (seed, keys...) that no other key combination shares by construction."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] % (2**31 - 1))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

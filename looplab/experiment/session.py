@@ -21,6 +21,7 @@ from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
 from looplab.experiment import checkpoint
 from looplab.experiment.checkpoint import STOP
+from looplab.experiment.evaluation import Evaluator
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.seeds import seed_everything
 from looplab.registry import ALGORITHMS
@@ -53,6 +54,7 @@ class Session:
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
         self.interrupted = False
         self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
+        self.evaluator = Evaluator(spec, paths, trial, session, seed) if spec.meta.rigorous_eval else None
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
         self.board = open_board(paths, trial, session, spec)
         # the actions since the board's last histograms
@@ -72,6 +74,9 @@ class Session:
         state = env.reset() if self._resume_obs is None else self._resume_obs
         # the smallest multiple of log_frequency after the current frame (also right after a resume)
         next_log = (clock.frame // self.log_frequency + 1) * self.log_frequency
+        evaluator = self.evaluator
+        if evaluator is not None and evaluator.due(clock.frame):  # an eval checkpoint a stop cut short
+            self.evaluate()
         while clock.frame < self.max_frame:
             if STOP.signum:
                 self.interrupted = True
@@ -87,6 +92,8 @@ class Session:
             state = obs
             clock.tick()
             clock.epi = env.episodes
+            if evaluator is not None and evaluator.due(clock.frame):  # before the log checkpoint that saves it
+                self.evaluate()
             if clock.frame >= next_log or clock.frame >= self.max_frame:
                 self.log_checkpoint(state)
                 while next_log <= clock.frame:
@@ -94,6 +101,11 @@ class Session:
             if clock.frame >= fault.frame:
                 fault.fire()
         return self.finish()
+
+    def evaluate(self) -> None:
+        row = self.evaluator.run(self.agent, self.clock, self.env)
+        if row is not None and self.board is not None:
+            self.board.log_eval(row, self.clock.frame)
 
     def check_nonfinite(self) -> None:
         limit = self.spec.meta.max_nonfinite
@@ -166,6 +178,7 @@ class Session:
             "obs": state,
             "rows": self.rows,
             "best_ma": self.best_ma,
+            "eval": self.evaluator.state_dict() if self.evaluator is not None else None,
         })
 
     def load_checkpoint(self) -> np.ndarray:
@@ -179,6 +192,8 @@ class Session:
         self.clock.load_state_dict(d["clock"])
         self.rows = d["rows"]
         self.best_ma = d["best_ma"]
+        if self.evaluator is not None and d.get("eval") is not None:
+            self.evaluator.load_state_dict(d["eval"])
         restart = checkpoint.load_env_state(self.env, d["env"])
         obs = d["obs"]
         if restart is not None:
@@ -190,6 +205,8 @@ class Session:
     def finish(self) -> dict:
         if self.board is not None:
             self.board.close()
+        if self.evaluator is not None:
+            self.evaluator.finish(self.random_baseline)
         if not self.rows:  # stopped before the first log checkpoint: nothing to analyze
             self.env.close()
             return {}

@@ -16,6 +16,7 @@ import torch
 
 from looplab import io
 from looplab.analysis.baseline import random_baseline
+from looplab.analysis.commands import analyze_trial
 from looplab.analysis.graphs import trial_graphs
 from looplab.analysis.metrics import trial_metrics
 from looplab.env.make import env_kwargs
@@ -130,6 +131,7 @@ class Trial:
         io.write_json(self.paths.file("info", self.index, None, "trial_metrics.json"),
                       {"scalar": metrics, "sessions": scalars})
         trial_graphs(self.paths, self.index, self.num_sessions)
+        analyze_trial(self.paths, self.index, baseline, "eval", sessions=False)  # where the spec evaluates
         return metrics
 
 

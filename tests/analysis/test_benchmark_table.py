@@ -54,3 +54,30 @@ def test_publish_replaces_its_own_section_and_keeps_the_rest(tmp_path):
     assert text.count("<!-- looplab benchmark s: begin -->") == 1 and "123.46" in text and "401.23" not in text
     assert (tmp_path / "BENCHMARKS_graphs" / "s_CartPole-v1.png").read_bytes() == b"png"
     assert "](BENCHMARKS_graphs/s_CartPole-v1.png)" in text
+
+
+def test_a_record_reads_its_run_folder_eval_mean_included(tmp_path):
+    import pandas as pd
+
+    from looplab import io
+
+    run = tmp_path / "ppo_2026"
+    (run / "info").mkdir(parents=True)
+    io.write_json(run / "run.json", {"spec_name": "ppo", "status": "finished"})
+    io.write_json(run / "ppo_spec.json", {"env": {"max_frame": 1000},
+                                          "meta": {"max_session": 2, "git_sha": "abc", "git_dirty": False}})
+    io.write_json(run / "ppo_t0_trial_metrics_scalar.json", {"total_reward_ma": 450.0, "total_reward_ma_iqm": 451.0,
+                                                             "total_reward_ma_ci_low": 380.0,
+                                                             "total_reward_ma_ci_high": 480.0})
+    io.write_json(run / "info" / "ppo_t0_trial_metrics_scalar_eval.json", {"total_reward_ma": 470.0})
+    for s, fps in ((0, 100.0), (1, 300.0)):
+        pd.DataFrame({"frame": [500, 1000], "total_reward": [1.0, 2.0], "fps": [1.0, fps]}).to_csv(
+            run / "info" / f"ppo_t0_s{s}_session_df_train.csv", index=False)
+    row = suite().rows[0]
+    r = table.record(suite(), row, {"run": "ppo_2026", "status": "finished", "wall_time": 12.0}, tmp_path)
+    assert (r["total_reward_ma"], r["total_reward_ma_ci_low"], r["eval_total_reward_ma"]) == (450.0, 380.0, 470.0)
+    assert (r["frames"], r["sessions"], r["git_sha"], r["fps"], r["wall_time_s"]) == (1000, 2, "abc", 200.0, 12.0)
+    assert r["beats_reference"] is True and r["beats_target"] is True  # 450 >= 400 and 450 > 400
+    r = table.record(suite(), row, {"run": "ppo_2026", "status": "interrupted"}, tmp_path)
+    assert r["total_reward_ma"] == 450.0 and r["beats_reference"] is None  # judged only when finished
+    assert table.record(suite(), row, None, tmp_path)["status"] == "pending"
