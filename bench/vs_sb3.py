@@ -10,7 +10,7 @@ wall time of a whole process (start-up, training, LoopLab's analysis and report 
 Writes a Markdown table (medians, min/max, the ratio, each side's final return) to --out.
 
 Usage: python bench/vs_sb3.py [--pairs ppo,dqn,sac,trial] [--repeats 3] [--scale 1.0] [--out bench/RESULTS.md]
-(--scale multiplies every pair's frames: 0.2 for a quick look.)
+(--scale multiplies the frames: one number for every pair, or per pair: --scale ppo=1,dqn=0.2,sac=0.1.)
 """
 
 from __future__ import annotations
@@ -85,10 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="ppo,dqn,sac,trial")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--scale", default="1.0")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    scales = ({k: float(v) for k, v in (x.split("=") for x in args.scale.split(","))} if "=" in args.scale
+              else dict.fromkeys(pairs, float(args.scale)))
     unknown = set(pairs) - set(FRAMES)
     if unknown:
         raise SystemExit(f"unknown pair(s) {sorted(unknown)}; known: {', '.join(FRAMES)}")
@@ -96,7 +98,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows, notes = [], []
     for pair in pairs:
-        frames = max(1000, int(FRAMES[pair] * args.scale))
+        frames = max(1000, int(FRAMES[pair] * scales.get(pair, 1.0)))
         a_runs, b_runs = [], []
         for rep in range(args.repeats):
             if pair == "trial":
@@ -114,15 +116,20 @@ def main() -> None:
                         f"{summary(b_wall)} | **{statistics.median(ratios):.2f}x** throughput "
                         f"({min(ratios):.2f}–{max(ratios):.2f}) | {ret([r['return'] for r in a_runs])} | "
                         f"{ret([r['return'] for r in b_runs])} |")
-            continue
-        ratios = [b / a for a, b in zip(a_wall, b_wall, strict=True)]
-        rows.append(f"| {pair}: {SPEC_NAMES[pair]}, {frames:,} frames | {summary(a_wall)} | {summary(b_wall)} | "
-                    f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) | "
-                    f"{ret([r['return'] for r in a_runs])} | {ret([r['return'] for r in b_runs])} |")
+        else:
+            ratios = [b / a for a, b in zip(a_wall, b_wall, strict=True)]
+            rows.append(f"| {pair}: {SPEC_NAMES[pair]}, {frames:,} frames | {summary(a_wall)} | {summary(b_wall)} | "
+                        f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) | "
+                        f"{ret([r['return'] for r in a_runs])} | {ret([r['return'] for r in b_runs])} |")
         if pair == "ppo":
             sizes = [r["run_bytes"] / 2**20 for r in a_runs]
             notes.append(f"- Run folder of one {frames:,}-frame PPO session (TensorBoard on, log every 1,000 frames): "
                          f"{summary(sizes)} MiB; plotly.js (4.6 MiB) is written once beside the run folders.")
+        write(args, pairs, sha, load, rows, notes)
+
+
+def write(args: argparse.Namespace, pairs: list[str], sha: str, load: float, rows: list[str], notes: list[str]) -> None:
+    """bench/RESULTS.md with the pairs done so far (written after each pair: a long run keeps what it measured)."""
     header = (f"# LoopLab vs Stable-Baselines3\n\n`python bench/vs_sb3.py --pairs {','.join(pairs)} --repeats "
               f"{args.repeats} --scale {args.scale}` at git {sha}, {time.strftime('%Y-%m-%d')}, "
               f"{os.cpu_count()} cores, load average {load:.1f} at the start. Whole processes, alternating, one "
@@ -133,7 +140,7 @@ def main() -> None:
               "|---|---|---|---|---|---|\n")
     text = header + "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
     Path(args.out).write_text(text)
-    print(text)
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
