@@ -33,8 +33,12 @@ test: install browser
 lint: install
 	$(BIN)/ruff check looplab tests bench
 
+# make bench [PAIRS=ppo,dqn,sac,trial] [REPEATS=3] [SCALE=1.0]: LoopLab vs SB3, writes bench/RESULTS.md
+PAIRS ?= ppo,dqn,sac,trial
+REPEATS ?= 3
+SCALE ?= 1.0
 bench: install
-	$(BIN)/python bench/ppo_cartpole_vs_sb3.py
+	$(BIN)/python bench/vs_sb3.py --pairs $(PAIRS) --repeats $(REPEATS) --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -87,7 +87,8 @@ def analyze(run_dir: str | Path) -> Path:
         log.info("trial %s: total_reward_ma %s, strength %s", paths.prename(t), metrics.get("total_reward_ma"),
                  metrics.get("strength"))
     if len(trials) > 1:
-        graphs.multi_trial_graphs(paths.root, paths.name, {f"t{t}": graphs.trial_session_dfs(paths, t) for t in trials})
+        graphs.multi_trial_graphs(paths.root, paths.name, {f"t{t}": graphs.trial_session_dfs(paths, t) for t in trials},
+                                  lib_dir=graphs.library_dir(paths))
     return write_report(paths)
 
 
@@ -140,7 +141,8 @@ def plot(run_dirs: list[str], title: str | None = None, out: str | None = None) 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LoopLabError(f"cannot create {out_dir}: {e.strerror}") from None
-    written = graphs.multi_trial_graphs(out_dir, slug, trials, title=title)
+    # the default plots/ folder sits in the data folder, beside the runs' plotly.js
+    written = graphs.multi_trial_graphs(out_dir, slug, trials, title=title, lib_dir=None if out else out_dir.parent)
     if not written:
         raise LoopLabError(f"plot: the comparison graph could not be drawn (see the log above): {title}")
     return written

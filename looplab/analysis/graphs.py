@@ -1,14 +1,17 @@
 """Session, trial, experiment and multi-trial graphs, drawn from the run folder's files alone.
 
 Every graph is a list of `Panel`s rendered twice: one PNG per panel (matplotlib, headless; SLM Lab's
-file names) and one interactive HTML page per level (plotly, its JavaScript embedded so that the page
-works offline). A graph that cannot be drawn is logged as an error naming it, never dropped silently.
+file names) and one interactive HTML page per level (plotly). plotly.js (~4.8 MB) is written once, to
+the folder holding the run folders (`plotly_script`), and pages load it by a relative path, so that they
+open offline from disk without each carrying a copy. A graph that cannot be drawn is logged as an error
+naming it, never dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,7 +138,9 @@ def trial_panels(dfs: Sequence[pd.DataFrame], random_baseline: float | None) -> 
 
 # ---- rendering ------------------------------------------------------------------------------------
 def _png(panel: Panel, title: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")  # one draw, unlike bbox_inches="tight"
+    # fixed margins: a layout engine (constrained, tight) measures every label first, half the cost of a PNG
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
     try:
         for t in panel.traces:
             if t.band is not None:
@@ -144,6 +149,7 @@ def _png(panel: Panel, title: str, path: Path) -> None:
                     label=None if t.faint and t.band is None and len(panel.traces) > 2 else t.name)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 4), useMathText=True)  # short labels fit the margin
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
@@ -200,10 +206,33 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
-def write_html(fig: Any, path: Path) -> None:
-    """A self-contained page: plotly.js embedded, so it opens offline."""
-    html = fig.to_html(include_plotlyjs=True, full_html=True, config=PLOTLY_CONFIG)
-    io.write_text(path, html)
+def library_dir(paths: Any) -> Path:
+    """Where the pages of a run find plotly.js: the folder holding the run folder (the data folder)."""
+    return paths.root.parent
+
+
+def plotly_src(page: Path, lib_dir: Path) -> str:
+    """The relative path from `page` to plotly.js in `lib_dir`, written there first if it is missing."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    lib = Path(lib_dir) / f"plotly-{get_plotlyjs_version()}.min.js"
+    if not lib.exists():
+        io.write_text(lib, get_plotlyjs())
+    return Path(os.path.relpath(lib, Path(page).parent)).as_posix()
+
+
+def missing_plotly_note(src: str) -> str:
+    """A line shown on a page whose plotly.js is not where it points (a run folder moved on its own)."""
+    return (f"<script>if (!window.Plotly) document.body.insertAdjacentHTML('afterbegin', '<p style=\"color:#d62728\">"
+            f"plotly.js not found at {src}: <code>looplab report RUN_DIR</code> writes it beside the run folder.</p>');"
+            "</script>")
+
+
+def write_html(fig: Any, path: Path, lib_dir: Path | None = None) -> None:
+    """A page loading plotly.js from `lib_dir` (default: the page's own folder) by a relative path."""
+    src = plotly_src(path, Path(lib_dir) if lib_dir is not None else Path(path).parent)
+    html = fig.to_html(include_plotlyjs=src, full_html=True, config=PLOTLY_CONFIG)
+    io.write_text(path, html.replace("</body>", missing_plotly_note(src) + "</body>", 1))
 
 
 def _draw(name: str, fn, *args) -> Path | None:
@@ -216,11 +245,12 @@ def _draw(name: str, fn, *args) -> Path | None:
         return None
 
 
-def render(panels: Sequence[Panel], title: str, png_path, html_path: Path | None) -> list[Path]:
-    """PNG per panel (`png_path(key)`) and one HTML page; returns the files written."""
+def render(panels: Sequence[Panel], title: str, png_path, html_path: Path | None,
+           lib_dir: Path | None = None) -> list[Path]:
+    """PNG per panel (`png_path(key)`) and one HTML page (plotly.js in `lib_dir`); returns the files written."""
     out = [_draw(Path(png_path(p.key)).name, _png, p, f"{title} {p.key}", Path(png_path(p.key))) for p in panels]
     if html_path is not None:
-        out.append(_draw(html_path.name, lambda p: write_html(figure(panels, title), p), html_path))
+        out.append(_draw(html_path.name, lambda p: write_html(figure(panels, title), p, lib_dir), html_path))
     return [p for p in out if p is not None]
 
 
@@ -249,7 +279,7 @@ def session_graphs(paths: Any, trial: int, session: int, kind: str = "train") ->
         return []
     return render(panels, paths.prename(trial, session),
                   lambda key: paths.file("graph", trial, session, f"session_graph_{kind}_{key}_vs_frames.png"),
-                  session_html(paths, trial, session, kind))
+                  session_html(paths, trial, session, kind), library_dir(paths))
 
 
 def trial_graphs(paths: Any, trial: int, num_sessions: int | None = None, kind: str = "train",
@@ -272,7 +302,7 @@ def trial_graphs(paths: Any, trial: int, num_sessions: int | None = None, kind: 
         return []
     return render(panels, paths.prename(trial) + _kind_suffix(kind),
                   lambda key: paths.root / f"{paths.prename(trial)}_trial_graph{_kind_suffix(kind)}_{key}_vs_frames.png",
-                  trial_html(paths, trial, kind))
+                  trial_html(paths, trial, kind), library_dir(paths))
 
 
 def saved_baseline(paths: Any, trial: int) -> float | None:
@@ -287,7 +317,7 @@ EXPERIMENT_METRICS = [c for c in METRICS_COLS if c != "frame"]
 
 
 def experiment_graphs(run_root: Path, name: str, experiment_df: pd.DataFrame, searched_cols: list[str],
-                      metric_cols: Sequence[str] | None = None) -> list[Path]:
+                      metric_cols: Sequence[str] | None = None, lib_dir: Path | None = None) -> list[Path]:
     """The experiment graph: a grid of each searched hyperparameter (columns) vs each metric (rows).
 
     Signature (stable): `experiment_graphs(run_root, name, experiment_df, searched_cols, metric_cols=None)`.
@@ -297,12 +327,14 @@ def experiment_graphs(run_root: Path, name: str, experiment_df: pd.DataFrame, se
     - `metric_cols`: y axes; default every metric of `METRICS_COLS` (but `frame`) present in the df.
     Markers are coloured by `strength` (YlGnBu). Writes `{run_root}/{name}_experiment_graph.png` and
     `.html` and returns the paths written (an error is logged, naming the graph, on failure).
+    `lib_dir`: where the page finds plotly.js (default: beside it).
     """
     run_root = Path(run_root)
     metric_cols = [m for m in (metric_cols or EXPERIMENT_METRICS) if m in experiment_df.columns]
     png, html = run_root / f"{name}_experiment_graph.png", run_root / f"{name}_experiment_graph.html"
     out = [_draw(png.name, _experiment_png, experiment_df, searched_cols, metric_cols, name, png),
-           _draw(html.name, _experiment_html, experiment_df, searched_cols, metric_cols, name, html)]
+           _draw(html.name, lambda p: write_html(experiment_figure(experiment_df, searched_cols, metric_cols, name), p,
+                                                 lib_dir), html)]
     return [p for p in out if p is not None]
 
 
@@ -348,10 +380,6 @@ def _experiment_png(df: pd.DataFrame, searched: list[str], metrics: list[str], n
         io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     finally:
         plt.close(fig)
-
-
-def _experiment_html(df: pd.DataFrame, searched: list[str], metrics: list[str], name: str, path: Path) -> None:
-    write_html(experiment_figure(df, searched, metrics, name), path)
 
 
 def experiment_figure(df: pd.DataFrame, searched: list[str], metrics: list[str], name: str) -> Any:
@@ -404,7 +432,7 @@ def multi_trial_panels(trials: Mapping[str, Sequence[pd.DataFrame]]) -> list[Pan
 
 def multi_trial_graphs(run_root: Path, name: str,
                        trials: Mapping[str, Sequence[pd.DataFrame]] | Sequence[str | Path],
-                       kind: str = "train", title: str | None = None) -> list[Path]:
+                       kind: str = "train", title: str | None = None, lib_dir: Path | None = None) -> list[Path]:
     """The multi-trial graph: one mean +-1 std curve per trial, labelled, raw and moving average.
 
     Signature (stable): `multi_trial_graphs(run_root, name, trials, kind="train", title=None)`.
@@ -412,7 +440,8 @@ def multi_trial_graphs(run_root: Path, name: str,
       for an experiment's trials), or a sequence of run folders, each contributing every trial it holds
       (labelled by spec name, plus `t{T}` when it holds several).
     Writes `{run_root}/{name}_multi_trial_graph_mean_returns[_ma]_vs_frames.png` and
-    `{run_root}/{name}_multi_trial_graph.html`; returns the paths written.
+    `{run_root}/{name}_multi_trial_graph.html` (plotly.js in `lib_dir`, default beside it); returns the paths
+    written.
     """
     run_root = Path(run_root)
     try:
@@ -424,7 +453,7 @@ def multi_trial_graphs(run_root: Path, name: str,
         return []
     return render(panels, title or name,
                   lambda key: run_root / f"{name}_multi_trial_graph_{key}_vs_frames.png",
-                  run_root / f"{name}_multi_trial_graph.html")
+                  run_root / f"{name}_multi_trial_graph.html", lib_dir)
 
 
 def runs_trials(run_dirs: Sequence[str | Path], kind: str = "train") -> dict[str, list[pd.DataFrame]]:

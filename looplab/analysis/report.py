@@ -87,12 +87,6 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
 def _fig_div(fig: Any, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=graphs.PLOTLY_CONFIG)
 
@@ -252,15 +246,16 @@ class Report:
         return (f"<section><h2>Provenance</h2><dl>{body}</dl>"
                 f"<details><summary>resolved spec (as run)</summary><pre>{spec}</pre></details></section>")
 
-    def render(self) -> str:
+    def render(self, page: Path) -> str:
         sections = [self.summary(), self.metrics(), self.graphs(), self.checkpoints(), self.provenance()]
+        src = graphs.plotly_src(page, graphs.library_dir(self.paths))
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{html.escape(self.paths.name)} · LoopLab report</title><style>{CSS}</style>"
-                f"<script type='text/javascript'>{_plotly_js()}</script></head><body>{self.header()}<main>"
+                f"<script type='text/javascript' src='{html.escape(src)}'></script></head><body>{self.header()}<main>"
                 + "".join(sections)
                 + f"<footer>written by <code>looplab report</code> on {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                  f"</footer></main></body></html>")
+                  f"</footer></main>{graphs.missing_plotly_note(src)}</body></html>")
 
 
 def _duration(seconds: float) -> str:
@@ -285,5 +280,5 @@ def write_report(paths: Any) -> Path:
 
         paths = open_run(paths)
     out = paths.root / "index.html"
-    io.write_text(out, Report(paths).render())
+    io.write_text(out, Report(paths).render(out))
     return out

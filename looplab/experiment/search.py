@@ -666,10 +666,10 @@ def _graphs(paths: RunPaths, df: pd.DataFrame, searched: list[str]) -> None:
         return
     done = df[df["strength"].notna()]
     if not done.empty:
-        exp(paths.root, paths.name, done, searched)
+        exp(paths.root, paths.name, done, searched, lib_dir=graphs.library_dir(paths))
     trials = {f"t{int(t)}": dfs for t in done["trial"] if (dfs := graphs.trial_session_dfs(paths, int(t)))}
     if trials:
-        multi(paths.root, paths.name, trials)
+        multi(paths.root, paths.name, trials, lib_dir=graphs.library_dir(paths))
 
 
 def _report(paths: RunPaths) -> None:

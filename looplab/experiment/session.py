@@ -23,6 +23,7 @@ from looplab.experiment import checkpoint
 from looplab.experiment.checkpoint import STOP
 from looplab.experiment.evaluation import Evaluator
 from looplab.experiment.paths import RunPaths
+from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
 from looplab.registry import ALGORITHMS
 
@@ -52,10 +53,14 @@ class Session:
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
+        self.checkpoint_frequency = spec.meta.checkpoint_frequency or self.log_frequency
+        self.replay_store = ReplayStore(paths.file("model", trial, session, "replay")) if (
+            self.agent.memory.incremental) else None
         self.interrupted = False
         self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
         self.evaluator = Evaluator(spec, paths, trial, session, seed) if spec.meta.rigorous_eval else None
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
+        self.next_checkpoint = (self.clock.frame // self.checkpoint_frequency + 1) * self.checkpoint_frequency
         self.board = open_board(paths, trial, session, spec)
         # the actions since the board's last histograms
         self.actions: list[np.ndarray] | None = [] if self.board and self.board.histogram_frequency else None
@@ -146,7 +151,8 @@ class Session:
             checkpoint.save(self.paths.file("model", self.trial, self.index, "ckpt-best.pt"),
                             {"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
                              "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
-        self.save_checkpoint(state)
+        if clock.frame >= self.next_checkpoint or clock.frame >= self.max_frame:
+            self.save_checkpoint(state)
         log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,
                  clock.frame, self.max_frame, row["fps"], total_reward, row["total_reward_ma"], row["loss"],
                  clock.opt_step)
@@ -169,8 +175,12 @@ class Session:
 
     def save_checkpoint(self, state: np.ndarray) -> None:
         """Everything needed to continue from here bit for bit (see looplab.experiment.checkpoint)."""
+        store = self.replay_store
+        algorithm = self.agent.state_dict(memory_rows=store is None)
+        if store is not None:
+            algorithm["replay_chunks"] = store.save(self.agent.memory)
         checkpoint.save(self.ckpt_path, {
-            "algorithm": self.agent.state_dict(),
+            "algorithm": algorithm,
             "generators": {k: checkpoint.generator_state(g) for k, g in checkpoint.generators(self.agent).items()},
             "clock": self.clock.state_dict(),
             "rng": checkpoint.global_rng_state(),
@@ -180,11 +190,16 @@ class Session:
             "best_ma": self.best_ma,
             "eval": self.evaluator.state_dict() if self.evaluator is not None else None,
         })
+        if store is not None:
+            store.prune()
+        self.next_checkpoint = (self.clock.frame // self.checkpoint_frequency + 1) * self.checkpoint_frequency
 
     def load_checkpoint(self) -> np.ndarray:
         """Restore the last checkpoint; returns the observation to act on next."""
         d = checkpoint.load(self.ckpt_path)
         self.agent.load_state_dict(d["algorithm"])
+        if "replay_chunks" in d["algorithm"] and self.replay_store is not None:
+            self.replay_store.load(self.agent.memory, d["algorithm"]["replay_chunks"])
         gens = checkpoint.generators(self.agent)
         for k, st in d["generators"].items():
             if k in gens:

@@ -116,6 +116,7 @@ class MetaSpec(Strict):
     max_trial: PositiveCount | None = 1
     distributed: bool | str = False
     log_frequency: PositiveCount = 10000
+    checkpoint_frequency: PositiveCount | None = None  # frames between full session checkpoints; None: log_frequency
     eval_frequency: PositiveCount = 10000
     rigorous_eval: Count | bool = 0
     search_resources: dict[str, float] | None = None

@@ -122,3 +122,21 @@ def test_mean_band_is_nan_without_warnings_before_any_episode():
         trace = mean_std_traces(np.arange(3.0), mat, "mean", "#000")[-1]
     np.testing.assert_array_equal(trace.y, [np.nan, 1.0, 4.0])
     np.testing.assert_array_equal(trace.band[1] - trace.y, [np.nan, 0.0, 1.0])
+
+
+def test_plotly_js_is_written_once_beside_the_run_folders_and_loaded_by_relative_paths(tmp_path):
+    from plotly.offline import get_plotlyjs_version
+
+    paths = _run(tmp_path, 2)
+    graphs.session_graphs(paths, 0, 0)
+    graphs.session_graphs(paths, 0, 1)
+    graphs.trial_graphs(paths, 0, 2)
+    lib = tmp_path / f"plotly-{get_plotlyjs_version()}.min.js"
+    assert [p.name for p in tmp_path.glob("*.js")] == [lib.name]
+    assert not list(paths.root.rglob("*.js")), "the run folder carries no copy of plotly.js"
+    assert f'src="../../{lib.name}"' in (paths.root / "graph" / "demo_t0_s0_session_graph_train.html").read_text()
+    assert f'src="../{lib.name}"' in (paths.root / "demo_t0_trial_graph.html").read_text()
+    # a missing library (a run folder moved on its own) is written again by the next page
+    lib.unlink()
+    graphs.trial_graphs(paths, 0, 2)
+    plotly_figures(paths.root / "demo_t0_trial_graph.html")

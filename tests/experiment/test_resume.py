@@ -172,14 +172,14 @@ def test_persistent_nonfinite_loss_stops_with_the_step_and_last_good_checkpoint(
     for sub in SUBDIRS:
         (tmp_path / sub).mkdir()
     s = Session(spec, RunPaths(tmp_path, spec.name), 0, 0, 1, "train")
-    real_step = s.agent.optimizers["net"].step
+    real_step = s.agent.step_optims
 
-    def poisoned(loss):
+    def poisoned(losses):
         if s.clock.frame > 250:  # after two good checkpoints, every loss is NaN
-            loss = loss * float("nan")
-        return real_step(loss)
+            losses = {name: loss * float("nan") for name, loss in losses.items()}
+        return real_step(losses)
 
-    s.agent.optimizers["net"].step = poisoned
+    s.agent.step_optims = poisoned
     with pytest.raises(LoopLabError) as err:
         s.run()
     msg = str(err.value)

@@ -162,11 +162,12 @@ class Algorithm:
     def load_extra_state(self, d: dict) -> None:
         pass
 
-    def state_dict(self) -> dict:
+    def state_dict(self, memory_rows: bool = True) -> dict:
+        """Everything to continue training; `memory_rows=False` leaves out an incremental memory's rows."""
         return {
             "nets": {k: v.state_dict() for k, v in self.nets().items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
-            "memory": self.memory.state_dict(),
+            "memory": self.memory.state_dict(rows=memory_rows) if self.memory.incremental else self.memory.state_dict(),
             "loss": self.loss,
             "extra": self.extra_state(),
         }

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from looplab.agent.algorithm.sarsa import SARSA, SARSAConfig
-from looplab.agent.net.base import build_net
+from looplab.agent.net.base import build_net, copy_weights
 from looplab.errors import SpecError
 from looplab.registry import ALGORITHMS
 from looplab.spec.schema import NonNegCount, PositiveCount
@@ -115,7 +115,7 @@ class VanillaDQN(SARSA):
         self.frames_since_replace += self.env_info.num_envs
         if self.frames_since_replace >= (net_cfg.update_frequency or 1):
             self.frames_since_replace = 0
-            self.target_net.load_state_dict(self.net.state_dict())
+            copy_weights(self.net, self.target_net)
 
     def extra_state(self) -> dict[str, Any]:
         return {"frames_since_replace": self.frames_since_replace}

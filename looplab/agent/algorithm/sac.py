@@ -18,7 +18,7 @@ import torch
 from pydantic import field_validator
 
 from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
-from looplab.agent.net.base import NetConfig, Optimizer, build_net
+from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
 from looplab.registry import ALGORITHMS
@@ -64,13 +64,16 @@ class SACConfig(AlgorithmConfig):
         return v
 
 
-def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """A reparameterized tanh-Gaussian sample and its log-prob, summed over action dims.
+def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False,
+           with_logp: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A reparameterized tanh-Gaussian sample and its log-prob (None without `with_logp`), summed over action dims.
 
     log pi(a) = log N(u) - sum log(1 - tanh(u)^2).
     """
     std = log_std.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
     u = loc if deterministic else loc + std * torch.randn_like(loc)
+    if not with_logp:
+        return torch.tanh(u), None
     logp = torch.distributions.Normal(loc, std).log_prob(u).sum(-1)
     return torch.tanh(u), logp - tanh_log_det(u)
 
@@ -185,14 +188,15 @@ class SoftActorCritic(Algorithm):
             ratio += (ann.end_ratio - ann.start_ratio) * min(1.0, self.clock.frame / ann.frames)
         return ratio * math.log(self.env_info.action_dim)
 
-    def policy(self, states: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy(self, states: torch.Tensor, deterministic: bool = False,
+               with_logp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Continuous: (tanh action, log-prob). Discrete: (probs, log-probs) over all actions."""
         out = self.actor(states)
         if self.discrete:
             logp = torch.log_softmax(out, -1)
             return logp.exp(), logp
         loc, log_std = out.chunk(2, dim=-1)
-        return squash(loc, log_std, deterministic)
+        return squash(loc, log_std, deterministic, with_logp)
 
     def act(self, state: np.ndarray) -> np.ndarray:
         n = state.shape[0]
@@ -207,7 +211,7 @@ class SoftActorCritic(Algorithm):
                 action = (torch.distributions.Categorical(logits=logits).sample() if self.training
                           else logits.argmax(-1))
             else:
-                action, _ = self.policy(x, deterministic=not self.training)
+                action, _ = self.policy(x, deterministic=not self.training, with_logp=False)
         return self.to_env_action(action)
 
     # ---- training -----------------------------------------------------------------------------
@@ -286,8 +290,8 @@ class SoftActorCritic(Algorithm):
     def update_targets(self) -> None:
         if self.replace_every is not None:
             if self.clock.frame % self.replace_every < self.env_info.num_envs:
-                self.target_q1.load_state_dict(self.q1.state_dict())
-                self.target_q2.load_state_dict(self.q2.state_dict())
+                copy_weights(self.q1, self.target_q1)
+                copy_weights(self.q2, self.target_q2)
             return
         polyak_update(self.q1, self.target_q1, self.polyak_coef)
         polyak_update(self.q2, self.target_q2, self.polyak_coef)

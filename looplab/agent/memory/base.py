@@ -19,6 +19,9 @@ class Memory:
     """Stores vector-env transitions; `ready` says when the algorithm should train."""
 
     Config = MemoryConfig
+    # True: state_dict(rows=False) leaves out the stored rows, which a checkpoint saves incrementally
+    # from rows_since(mark) and restores with load_rows (see looplab.experiment.replay_store)
+    incremental = False
 
     def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
         self.config = config
@@ -41,7 +44,7 @@ class Memory:
         """Bytes this memory holds when full, from its config alone (checked before a run starts)."""
         return 0
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rows: bool = True) -> dict:
         return {}
 
     def load_state_dict(self, d: dict) -> None:

@@ -104,17 +104,40 @@ class ImageReplay(Replay):
         arrays = [self.frames, self.ptr, *(getattr(self, k) for k in self.fields)]
         return int(sum(a.nbytes for a in arrays))
 
-    def state_dict(self) -> dict:
-        d = super().state_dict()
-        used = int(min(self.written.max(), self.ring))  # the ring fills from position 0
-        d.update(frames=self.frames[:, :used].copy(), written=self.written.copy(), ptr=self.ptr[:self.size].copy(),
-                 fresh=self.fresh.copy(), checked=self._checked)
+    def state_dict(self, rows: bool = True) -> dict:
+        d = super().state_dict(rows)
+        d.update(written=self.written.copy(), fresh=self.fresh.copy(), checked=self._checked)
+        if rows:
+            used = int(min(self.written.max(), self.ring))  # the ring fills from position 0
+            d.update(frames=self.frames[:, :used].copy(), ptr=self.ptr[:self.size].copy())
         return d
 
     def load_state_dict(self, d: dict) -> None:
         super().load_state_dict(d)
-        self.frames[:, :d["frames"].shape[1]] = d["frames"]
+        if "frames" in d:
+            self.frames[:, :d["frames"].shape[1]] = d["frames"]
+            self.ptr[:len(d["ptr"])] = d["ptr"]
         self.written[:] = d["written"]
-        self.ptr[:len(d["ptr"])] = d["ptr"]
         self.fresh[:] = d["fresh"]
         self._checked = bool(d["checked"])
+
+    # rows: each transition's ring pointer with its fields; frames: env e's j-th frame ever written is at j % ring
+    row_fields = property(lambda self: (*self.fields, "ptr"))
+
+    def mark(self) -> dict:
+        return {**super().mark(), "written": self.written.copy()}
+
+    def rows_since(self, mark: dict | None) -> dict:
+        chunk = super().rows_since(mark)
+        first = np.maximum(mark["written"] if mark else 0, self.written - self.ring)
+        chunk["frames_first"], chunk["frames_end"] = first, self.written.copy()
+        chunk["frames"] = np.concatenate([self.frames[e, np.arange(a, b) % self.ring]
+                                          for e, (a, b) in enumerate(zip(first, self.written, strict=True))])
+        return chunk
+
+    def load_rows(self, chunk: dict) -> None:
+        super().load_rows(chunk)
+        at = 0
+        for e, (a, b) in enumerate(zip(chunk["frames_first"], chunk["frames_end"], strict=True)):
+            self.frames[e, np.arange(a, b) % self.ring] = chunk["frames"][at:at + b - a]
+            at += b - a

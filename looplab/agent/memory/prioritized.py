@@ -158,8 +158,9 @@ class PrioritizedReplay(Replay):
         self.tree.update(idx[keep], p)
         self.max_priority = max(self.max_priority, float(p.max()))
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "tree": self.tree.tree.copy(), "max_priority": self.max_priority}
+    def state_dict(self, rows: bool = True) -> dict:
+        # priorities change anywhere on replay, so the tree is saved whole even when rows are saved incrementally
+        return {**super().state_dict(rows), "tree": self.tree.tree.copy(), "max_priority": self.max_priority}
 
     def load_state_dict(self, d: dict) -> None:
         super().load_state_dict(d)

@@ -35,6 +35,7 @@ class Replay(Memory):
     Config = ReplayConfig
     # the stored fields; a subclass storing image frames once can drop "next_states" and override gather()
     fields: tuple[str, ...] = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+    incremental = True
 
     def __new__(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> Replay:
         if cls is Replay and env_info.is_image and state_dtype(env_info) == np.uint8:
@@ -139,19 +140,42 @@ class Replay(Memory):
         return batch
 
     # ---- checkpoint ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self, rows: bool = True) -> dict:
+        """Counters and RNG; with `rows`, also the stored transitions (else see `rows_since`)."""
         n = self.size
-        return {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
-                "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen,
-                "rng": self.rng.bit_generator.state,
-                **{k: getattr(self, k)[:n].copy() for k in self.fields}}
+        d = {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
+             "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen,
+             "rng": self.rng.bit_generator.state}
+        if rows:
+            d.update({k: getattr(self, k)[:n].copy() for k in self.fields})
+        return d
 
     def load_state_dict(self, d: dict) -> None:
         n = int(d["size"])
         for k in self.fields:
-            getattr(self, k)[:n] = d[k]
+            if k in d:
+                getattr(self, k)[:n] = d[k]
         self.head, self.size, self.seen_size = int(d["head"]), n, int(d["seen_size"])
         self.since_train, self._ready = int(d["since_train"]), bool(d["ready"])
         self.latest = np.asarray(d["latest"])
         self.cer_seen = int(d.get("cer_seen", self.seen_size))
         self.rng.bit_generator.state = d["rng"]
+
+    # The k-th transition ever added sits in slot k % max_size, so the rows written since a checkpoint are
+    # the transitions added since, minus those already overwritten again.
+    row_fields = property(lambda self: self.fields)
+
+    def mark(self) -> dict:
+        """Where the stored rows stand now, for a later `rows_since`."""
+        return {"seen": self.seen_size}
+
+    def rows_since(self, mark: dict | None) -> dict:
+        """The stored rows written since `mark` (None: every stored row), to restore with `load_rows`."""
+        start = max(mark["seen"] if mark else 0, self.seen_size - self.size)
+        slots = np.arange(start, self.seen_size) % self.max_size
+        return {"start": start, "end": self.seen_size, **{k: getattr(self, k)[slots] for k in self.row_fields}}
+
+    def load_rows(self, chunk: dict) -> None:
+        slots = np.arange(chunk["start"], chunk["end"]) % self.max_size
+        for k in self.row_fields:
+            getattr(self, k)[slots] = chunk[k]

@@ -231,6 +231,12 @@ def resolve_device(gpu: Any) -> torch.device:
     return torch.device("cpu")
 
 
+@torch.no_grad()
+def copy_weights(src: nn.Module, dst: nn.Module) -> None:
+    """dst <- src, parameters and buffers: what dst.load_state_dict(src.state_dict()) does, in one call."""
+    torch._foreach_copy_([*dst.parameters(), *dst.buffers()], [*src.parameters(), *src.buffers()])
+
+
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """`torch.nn.utils.clip_grad_norm_` on a list of same-device gradients, op for op (so bit for bit).
 
