@@ -27,6 +27,7 @@ from typing import Any
 
 from looplab import io
 from looplab.analysis.commands import LIST_COLS, open_run, run_row, run_state
+from looplab.analysis.graphs import plotly_src
 from looplab.analysis.report import _fmt, _read_json
 from looplab.errors import LoopLabError
 from looplab.experiment.paths import data_dir
@@ -269,6 +270,8 @@ def pull(pattern: str, repo: str | None = None, data: str | None = None, force: 
             out.append((name, "pulled"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # the pages of a run load plotly.js from the data folder, which a fresh data folder may not hold yet
+    plotly_src(dest / "index.html", dest)
     return out
 
 

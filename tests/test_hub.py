@@ -93,7 +93,10 @@ def test_push_list_pull_round_trips_the_run_byte_for_byte(run, pulled, pushed, h
     stored = files(hub.repo("dataset", REPO).files / "data" / run.name)
     assert stored == local
     assert f"{len(local)} files" in pushed
-    assert [p.name for p in pulled.parent.iterdir()] == [run.name]  # no temporary folder left behind
+    # no temporary folder left behind; the pages' plotly.js beside the run, as a local run has it
+    assert sorted(p.name for p in pulled.parent.iterdir()) == sorted([run.name, *[
+        p.name for p in run.parent.glob("plotly-*.js")]])
+    assert list(pulled.parent.glob("plotly-*.js")), "a pulled run's pages find plotly.js in the data folder"
 
     proc = run_cli("list", "--remote", env=hub_env, check=True)
     line = next(ln for ln in proc.stdout.splitlines() if run.name in ln)
