@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Literal
 
@@ -359,6 +360,12 @@ def _settings(optim: torch.optim.Optimizer) -> dict | None:
     return None if len(groups) != 1 else {k: v for k, v in groups[0].items() if k != "params"}
 
 
+def _constructor_args(optim: torch.optim.Optimizer) -> dict:
+    """The defaults of `optim` that its class's constructor takes (AdamW's defaults hold one it sets itself)."""
+    accepted = inspect.signature(type(optim).__init__).parameters
+    return {k: v for k, v in optim.defaults.items() if k in accepted}
+
+
 def fused_step(opts: list[Optimizer]) -> bool:
     """Step several fused Adam/AdamW optimizers with equal settings in one call; False where they differ.
 
@@ -375,7 +382,7 @@ def fused_step(opts: list[Optimizer]) -> bool:
     key = tuple(id(o) for o in opts)
     joint = opts[0].fused.get(key)
     if joint is None:
-        joint = type(first)([p for o in opts for p in o.params], **first.defaults)
+        joint = type(first)([p for o in opts for p in o.params], **_constructor_args(first))
         joint.state = _OwnedState({p: o.optim for o in opts for p in o.params})
         opts[0].fused[key] = joint
     joint.param_groups[0].update(settings)

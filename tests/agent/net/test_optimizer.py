@@ -15,10 +15,11 @@ from tests.agent.loop import make_agent, step
 from tests.conftest import ROOT
 
 
-def ppo_agent():
+def ppo_agent(optim: str = "Adam"):
     """The PPO demo (separate actor and critic, use_same_optim, per-net clipping) with a filled rollout."""
     _, spec, _ = prepare(str(ROOT / "looplab/spec/library/demo.json"), "ppo_cartpole", None,
-                         ["agent.algorithm.time_horizon=16", "agent.algorithm.minibatch_size=32"])
+                         ["agent.algorithm.time_horizon=16", "agent.algorithm.minibatch_size=32",
+                          f"agent.net.optim_spec.name={optim}"])
     agent, env = make_agent(spec)
     state = env.reset()
     for _ in range(16):
@@ -45,8 +46,9 @@ def snapshot(agent):
             for k, net in agent.nets().items() for n, p in net.named_parameters()}
 
 
-def test_one_backward_gives_the_gradients_and_parameters_of_two():
-    joint = ppo_agent()
+@pytest.mark.parametrize("optim", ["Adam", "AdamW"])
+def test_one_backward_gives_the_gradients_and_parameters_of_two(optim):
+    joint = ppo_agent(optim)
     separate = copy.deepcopy(joint)
     # two backward passes, one per optimizer (what the code did before)
     policy_loss, val_loss = minibatch_losses(separate)
