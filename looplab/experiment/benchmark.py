@@ -28,6 +28,7 @@ from looplab.analysis import benchmark as table
 from looplab.analysis.commands import _alive, _status
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.paths import data_dir
+from looplab.experiment.resume import code_shas
 from looplab.experiment.run import execute, prepare, redacted_command, start_trial
 from looplab.spec.suite import Suite, SuiteRow, load_suite
 
@@ -177,8 +178,15 @@ class Benchmark:
             return "skip", root
         if entry.get("status") == "failed":
             return "start", None
-        if not (root / f"{_status(root).get('spec_name') or p.spec.name}_spec.json").exists():
+        saved_spec = root / f"{_status(root).get('spec_name') or p.spec.name}_spec.json"
+        if not saved_spec.exists():
             return "start", None  # killed before the run folder held its spec: nothing to continue
+        made_by, current = code_shas(json.loads(saved_spec.read_text()))
+        if made_by and "unknown" not in (made_by, current) and made_by != current:
+            # a row's sessions all run on one code; its unfinished folder stays where it is
+            self.say(f"{p.row.name}: {entry['run']} was made at git {made_by[:8]}, this is {current[:8]}; "
+                     f"the row starts again")
+            return "start", None
         return "resume", root
 
     def close_segment(self, entry: dict, status: str | None, error: str | None = None,

@@ -77,12 +77,16 @@ def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
     return raw, spec, status
 
 
-def check_same_code(root: Path, raw: dict) -> None:
-    """Resuming continues a run exactly only on the code that made it: refuse another git SHA."""
+def code_shas(raw: dict) -> tuple[str | None, str]:
+    """The git SHA that made a run (from its saved spec `raw`) and the running code's."""
     from looplab.experiment.run import git_info
 
-    saved = (raw.get("meta") or {}).get("git_sha")
-    current, _ = git_info()
+    return (raw.get("meta") or {}).get("git_sha"), git_info()[0]
+
+
+def check_same_code(root: Path, raw: dict) -> None:
+    """Resuming continues a run exactly only on the code that made it: refuse another git SHA."""
+    saved, current = code_shas(raw)
     if not saved or "unknown" in (saved, current):
         log.warning("train@%s: cannot tell whether the code is the one that made the run (git SHA %s, now %s)",
                     root, saved or "not saved", current)

@@ -217,3 +217,22 @@ def test_finished_rows_are_kept_in_the_output_folder_and_skipped_without_their_r
     rows = {r["row"]: r for r in pd.read_csv(out / "benchmark.csv").to_dict("records")}
     assert rows["a2c_cartpole"]["status"] == "finished" and rows["a2c_cartpole"]["total_reward_ma"] > 0
     assert "a2c_cartpole" in md.read_text() or "A2C" in md.read_text()
+
+
+def test_an_interrupted_row_made_by_other_code_starts_again_and_keeps_its_folder(suite, data_dir):
+    proc = start(suite, data_dir)
+    state_file = data_dir / "benchmark" / "tiny" / "benchmark_state.json"
+    first = wait_checkpoint(state_file, "ppo_cartpole", data_dir, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    saved = first / "ppo_cartpole_spec.json"
+    spec = io.read_json(saved)
+    spec["meta"]["git_sha"] = "0" * 40  # as if made by an older commit
+    io.write_json(saved, spec)
+    proc = run_cli("benchmark", str(suite), "--rows", "ppo_cartpole", data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"ppo_cartpole: {first.name} was made at git 00000000" in proc.stderr
+    assert "the row starts again" in proc.stderr
+    entry = io.read_json(state_file)["rows"]["ppo_cartpole"]
+    assert entry["status"] == "finished" and entry["run"] != first.name
+    assert first.is_dir() and io.read_json(first / "run.json")["status"] != "finished"
