@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from looplab.agent.algorithm.reinforce import Reinforce, ReinforceConfig
+from looplab.agent.algorithm.reinforce import PolicyGradientConfig, Reinforce
 from looplab.agent.math import discounted_returns, gae, nstep_returns
 from looplab.agent.net.optim import make_loss
 from looplab.agent.schedule import Schedule
@@ -20,7 +20,7 @@ from looplab.registry import ALGORITHMS
 from looplab.spec.schema import PositiveCount, Prob
 
 
-class ActorCriticConfig(ReinforceConfig):
+class ActorCriticConfig(PolicyGradientConfig):
     lam: Prob | None = None
     num_step_returns: PositiveCount | None = None
     val_loss_coef: float = 1.0

@@ -1,12 +1,15 @@
 """REINFORCE (Williams 1992): policy gradient on Monte Carlo returns, with an entropy bonus.
 
 loss = -policy_loss_coef * mean(log pi(a|s) * A) - entropy_coef * mean(H), where A is the discounted
-return (cut at episode ends, never bootstrapped), optionally mean-centred, then standardized.
+return (never bootstrapped), optionally mean-centred, then standardized. The return restarts at each
+`terminated` step; `returns_reset_on: done` also restarts it at truncations. The default, `terminated`, is
+SLM Lab's: a truncated episode's return runs on into the next episode's rewards, which credits the last
+steps of a time-limited episode with about what a bootstrap from V would, where `done` credits them ~0.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,11 +24,17 @@ from looplab.registry import ALGORITHMS
 from looplab.spec.schema import PositiveCount, ScheduleSpec
 
 
-class ReinforceConfig(AlgorithmConfig):
+class PolicyGradientConfig(AlgorithmConfig):
+    """The keys REINFORCE shares with the actor-critic family."""
+
     center_return: bool = False
     entropy_coef_spec: ScheduleSpec | None = None
     policy_loss_coef: float = 1.0
     training_frequency: PositiveCount | None = None
+
+
+class ReinforceConfig(PolicyGradientConfig):
+    returns_reset_on: Literal["terminated", "done"] = "terminated"
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
@@ -141,12 +150,16 @@ class Reinforce(Algorithm):
         loss = -(pd.log_prob(actions) * standardize(advs)).mean()
         return self.config.policy_loss_coef * loss - self.entropy_coef.value(self.clock.frame) * entropy
 
+    def returns(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Monte Carlo returns [T, N] of a batch, restarted per `returns_reset_on`, mean-centred if asked."""
+        term = batch["terminateds"]
+        reset = term if self.config.returns_reset_on == "terminated" else np.maximum(term, batch["truncateds"])
+        rets = discounted_returns(batch["rewards"], term, reset, self.gamma)
+        return rets - rets.mean() if self.config.center_return else rets
+
     def train(self) -> float:
         batch = self.memory.sample()
-        done = np.maximum(batch["terminateds"], batch["truncateds"])
-        rets = discounted_returns(batch["rewards"], batch["terminateds"], done, self.gamma)
-        if self.config.center_return:
-            rets = rets - rets.mean()
+        rets = self.returns(batch)
         states, actions = self.flat_batch(batch)
         loss = self.policy_loss(states, actions, self.to_tensor(rets).flatten())
         self.step_optim("net", loss)
