@@ -7,6 +7,8 @@ the next one. Episode returns are tracked on raw rewards, before any normalizati
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,7 @@ RESERVED_KEYS = {
     "name", "max_frame", "num_envs", "max_t", "normalize_obs", "normalize_reward", "clip_obs",
     "clip_reward", "vectorization_mode", "frame_stack", "device", "reward_scale", "scale_obs",
 }
+log = logging.getLogger(__name__)
 _CHEAP_FAMILIES = ("classic_control", "box2d", "toy_text")
 
 
@@ -41,6 +44,17 @@ def _register_families(env_id: str) -> None:
         import ale_py
 
         gym.register_envs(ale_py)
+    elif "mujoco" in str(getattr(gym.registry.get(env_id), "entry_point", "")):
+        _route_mujoco_warnings()
+
+
+@functools.cache
+def _route_mujoco_warnings() -> None:
+    """MuJoCo prints its warnings (such as a deprecated attribute in one of Gymnasium's model files) to the
+    terminal once per process, env workers included; they go to the run's log instead, so --quiet is quiet."""
+    import mujoco
+
+    mujoco.set_mju_user_warning(lambda message: log.info("MuJoCo: %s", message))
 
 
 def _native_atari() -> bool:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from looplab.analysis.baseline import _key, cache_file
-from tests.conftest import TEST_SPECS, only_run, run_cli
+from tests.conftest import ROOT, TEST_SPECS, only_run, run_cli
 
 SPECS = TEST_SPECS / "slm_mujoco_atari.yaml"
 PONG_RANDOM = -20.25  # SLM Lab's published random baseline; measuring it takes 200k Atari steps
@@ -59,3 +61,14 @@ def test_dqn_atari_spec_on_pong(data_dir, pong_baseline):
     df = _df(data_dir)
     assert list(df["frame"]) == [256, 512, 768]
     assert df["opt_step"].iloc[-1] > 0 and np.isfinite(df["loss"].iloc[-1])
+
+
+def test_mujoco_warnings_go_to_the_log_not_the_terminal():
+    # Gymnasium's HalfCheetah model uses an attribute MuJoCo calls deprecated; MuJoCo prints that itself
+    code = ("import logging, sys; from looplab.env.make import _single_env_fn; "
+            "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='log: %(message)s'); "
+            "_single_env_fn('HalfCheetah-v5', {})().reset(seed=0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "settotalmass" in line]
+    assert lines and all(line.startswith("log: MuJoCo: ") for line in lines), lines
