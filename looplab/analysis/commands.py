@@ -117,9 +117,9 @@ def _baseline(paths: RunPaths, trial: int) -> float:
     saved = graphs.saved_baseline(paths, trial)
     if saved is not None:
         return saved
+    from looplab.agent.validate import validate_spec
     from looplab.analysis.baseline import random_baseline
     from looplab.env.make import env_kwargs
-    from looplab.spec import validate_spec
 
     for f in (paths.root / f"{paths.prename(trial)}_spec.json", paths.root / f"{paths.prename()}_spec.json"):
         if f.exists():

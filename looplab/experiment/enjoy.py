@@ -19,13 +19,13 @@ import pandas as pd
 import torch
 
 from looplab import io
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.env import Clock, Env
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.paths import SUBDIRS, RunPaths, data_dir
 from looplab.experiment.resume import load_run, run_name
-from looplab.registry import ALGORITHMS
 
 log = logging.getLogger("looplab")
 SESSION_RE = re.compile(r"_t(\d+)_s(\d+)")
@@ -131,7 +131,8 @@ def run_enjoy(spec_file: str, spec_name: str, target: str | None, set_vars: list
               overrides: list[str] | None, data: str | None, quiet: bool, render: bool = False,
               record: bool = False, episodes: int = 5) -> Path:
     """Replay the best checkpoint of the run `target` into a new run folder; returns that folder."""
-    from looplab.spec import parse_set, validate_spec
+    from looplab.agent.validate import validate_spec
+    from looplab.spec import parse_set
     from looplab.spec.load import apply_overrides
 
     if not target:

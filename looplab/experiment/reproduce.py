@@ -39,8 +39,8 @@ class Reproduction:
 
 def reproduce(run_dir: str | Path, sessions: int | None = None, frames: int | None = None,
               data: str | None = None, quiet: bool = False) -> Reproduction:
+    from looplab.agent.validate import validate_spec
     from looplab.experiment.run import run_trial
-    from looplab.spec import validate_spec
 
     src = open_run(run_dir)
     spec_path = src.root / f"{src.name}_spec.json"

@@ -86,7 +86,7 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
     num_envs = spec.env.num_envs
     dtype = getattr(info.observation_space, "dtype", None)
     obs_nbytes = (np.dtype(dtype).itemsize if dtype is not None else 4) * int(np.prod(info.state_shape))
-    from looplab.registry import MEMORIES
+    from looplab.agent.memory import MEMORIES
 
     memory = MEMORIES.get(spec.memory.name).estimate_nbytes(spec.memory, info, spec.algorithm)
     return MemoryEstimate(
@@ -100,8 +100,8 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
 def _nets_nbytes(spec: Any, info: Any) -> int:
     """Parameters x 4 bytes x 4 (weights, gradients, Adam's two moments), of the nets the agent builds with
     a one-slot memory and one env (the nets do not depend on either)."""
+    from looplab.agent.algorithm import ALGORITHMS
     from looplab.env import Clock
-    from looplab.registry import ALGORITHMS
 
     small = spec.model_copy()
     if "max_size" in type(spec.memory).model_fields and spec.memory.max_size is not None:

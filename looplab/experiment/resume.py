@@ -62,7 +62,7 @@ def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
 
 def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
     """The saved resolved spec (raw dict and validated), and run.json."""
-    from looplab.spec import validate_spec
+    from looplab.agent.validate import validate_spec
 
     spec_path = root / f"{name}_spec.json"
     try:

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from looplab import io
+from looplab.agent.validate import validate_spec
 from looplab.env.pool import die_with_parent
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.paths import RunPaths, data_dir
@@ -52,7 +53,7 @@ RUN_META_KEYS = ("session_seeds", "trial", "experiment", "experiment_ts", "comma
 # ---- validation (before Ray starts) -----------------------------------------------------------------
 def check_experiment(raw: dict, spec: Any, file: str) -> tuple[SearchSpace, dict[str, float], dict | None]:
     """The search space, per-trial resources and ASHA kwargs, or a SpecError naming the key."""
-    space = check_search(raw, file, spec.name)
+    space = check_search(raw, validate_spec, file, spec.name)
     meta = spec.meta
 
     def bad(msg: str, path: str) -> SpecError:
@@ -288,9 +289,9 @@ def end_process_group(proc: subprocess.Popen) -> None:
 
 def _trial_process(spec_path: str, file: str, root: str, name: str, index: int) -> int:
     """Child process: run LoopLab Trial t{index}; dies with its process group if its Ray worker dies."""
+    from looplab.agent.validate import validate_spec
     from looplab.experiment.logs import setup_logging
     from looplab.experiment.trial import Trial
-    from looplab.spec import validate_spec
 
     parent = os.getppid()
     die_with_parent(parent)  # even when stopped (SIGSTOP), where the watchdog below cannot run
@@ -367,9 +368,9 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                data: str | None, quiet: bool, resume: str | None = None, ray_address: str | None = None,
                keep: int = 3) -> tuple[RunPaths, pd.DataFrame]:
     """`looplab run SPEC_FILE SPEC_NAME search` (or `search@RUN_DIR` to resume)."""
+    from looplab.agent.validate import validate_spec
     from looplab.experiment.logs import setup_logging
     from looplab.experiment.run import prepare, resolve_meta, write_status
-    from looplab.spec import validate_spec
 
     if keep < -1:
         raise LoopLabError(f"--keep must be -1 (keep all) or >= 0, got {keep}")
@@ -622,11 +623,11 @@ def _trial_row(paths: RunPaths, index: int, result: dict, space: SearchSpace) ->
 
 def _analyze_partial(paths: RunPaths, index: int) -> None:
     """Trial metrics and graphs of a trial stopped early, from the session dataframes it left."""
+    from looplab.agent.validate import validate_spec
     from looplab.analysis.baseline import random_baseline
     from looplab.analysis.metrics import session_metrics
     from looplab.env.make import env_kwargs
     from looplab.experiment.trial import Trial
-    from looplab.spec import validate_spec
 
     try:
         spec_dict = io.read_json(paths.root / f"{paths.prename(index)}_spec.json")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from looplab import faults, io
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
@@ -25,7 +26,6 @@ from looplab.experiment.evaluation import Evaluator
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
-from looplab.registry import ALGORITHMS
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
@@ -249,8 +249,8 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     from pathlib import Path
 
+    from looplab.agent.validate import validate_spec
     from looplab.experiment.logs import setup_logging
-    from looplab.spec import validate_spec
 
     torch.set_num_threads(1)
     checkpoint.install_stop_handlers(force_on_repeat=False, reset=False)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
 
 
 def make_agent(spec: Any, seed: int = 0) -> tuple[Any, Env]:

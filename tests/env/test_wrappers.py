@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from looplab.agent.validate import validate_spec
 from looplab.env.make import Env
 from looplab.env.wrappers import ObsNormalizer, RewardNormalizer, clip_bounds, game_over
-from looplab.spec.schema import validate_spec
 
 
 def _spec(env: dict, algo: dict | None = None) -> object:

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.errors import SpecError
 from looplab.experiment import session as session_mod
 from looplab.experiment.checkpoint import STOP
 from looplab.experiment.paths import SUBDIRS, RunPaths
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
 from tests.conftest import SLM_SPECS
 
 BENCH = SLM_SPECS / "benchmark"

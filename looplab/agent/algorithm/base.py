@@ -12,12 +12,16 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
+from looplab.agent.memory.base import MEMORIES
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
 from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
-from looplab.agent.schedule import Schedule
+from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError, did_you_mean
-from looplab.registry import MEMORIES
-from looplab.spec.schema import Prob, ScheduleSpec, Strict
+from looplab.registry import Registry
+from looplab.spec.schema import Prob, Strict
+
+# algorithms, keyed by `agent.algorithm.name`; every module in this folder is looked at on first use
+ALGORITHMS = Registry("algorithm", "agent.algorithm.name", package="looplab.agent.algorithm")
 
 
 class AlgorithmConfig(Strict):

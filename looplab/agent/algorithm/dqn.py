@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.sarsa import SARSA, SARSAConfig
 from looplab.agent.net.base import build_net, copy_weights
 from looplab.errors import SpecError
-from looplab.registry import ALGORITHMS
 from looplab.spec.schema import NonNegCount, PositiveCount
 
 

@@ -19,11 +19,11 @@ from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, s
     symexp,
     symlog,
 )
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.math import gae
 from looplab.agent.policy import greedy
-from looplab.agent.schedule import Schedule
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import PositiveCount, ScheduleSpec
+from looplab.agent.schedule import Schedule, ScheduleSpec
+from looplab.spec.schema import PositiveCount
 
 
 class PPOConfig(ActorCriticConfig):

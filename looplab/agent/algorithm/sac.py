@@ -17,11 +17,10 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
-from looplab.registry import ALGORITHMS
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
 
 

@@ -6,9 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from looplab.registry import Registry
 from looplab.spec.schema import Strict
 
 KEYS = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+
+# memories, keyed by `agent.memory.name`; every module in this folder is looked at on first use
+MEMORIES = Registry("memory", "agent.memory.name", package="looplab.agent.memory")
 
 
 class MemoryConfig(Strict):

@@ -6,8 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype, transition_nbytes
-from looplab.registry import MEMORIES
+from looplab.agent.memory.base import (
+    MEMORIES,
+    Memory,
+    MemoryConfig,
+    action_spec,
+    state_dtype,
+    transition_nbytes,
+)
 from looplab.spec.schema import PositiveCount
 
 

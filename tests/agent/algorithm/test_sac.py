@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.agent.algorithm.sac import polyak_update, squash
+from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import validate_spec
 from tests.agent.loop import step
 from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
 

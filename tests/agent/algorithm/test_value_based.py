@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.agent.algorithm.sarsa import sarsa_next_actions
 from looplab.agent.policy import boltzmann, epsilon_greedy
 from looplab.env import Clock, Env
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
 from tests.agent.algorithm.test_discrete_specs import run_frames
 from tests.conftest import SLM_SPECS
 

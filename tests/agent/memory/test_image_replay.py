@@ -7,8 +7,8 @@ import pytest
 
 from looplab.agent.memory.image_replay import ImageReplay
 from looplab.agent.memory.replay import Replay, ReplayConfig
+from looplab.agent.validate import validate_spec
 from looplab.env.make import EnvInfo
-from looplab.spec.schema import validate_spec
 
 ATARI = {"agent": {"algorithm": {"name": "SoftActorCritic", "action_pdtype": "Categorical"},
                    "memory": {"name": "Replay", "batch_size": 32, "max_size": 600},
