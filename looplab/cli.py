@@ -209,8 +209,8 @@ def pull(
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
 ) -> None:
     """Download the matching runs of a Hub dataset repo into the data folder."""
-    from looplab.experiment.paths import data_dir
     from looplab.hub import pull as download
+    from looplab.runfolder import data_dir
 
     for run, what in download(pattern, repo, data, force):
         where = data_dir(data) / run

@@ -30,7 +30,7 @@ from looplab.analysis.commands import LIST_COLS, open_run, run_row, run_state
 from looplab.analysis.graphs import plotly_src
 from looplab.analysis.report import _fmt, _read_json
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import data_dir
+from looplab.runfolder import data_dir
 from looplab.spec.catalog import matches
 
 REPO_TYPE = "dataset"

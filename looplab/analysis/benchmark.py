@@ -96,7 +96,7 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
 
 
 def _session_dfs(root: Path, name: str) -> list[pd.DataFrame]:
-    from looplab.experiment.paths import RunPaths
+    from looplab.runfolder import RunPaths
 
     return graphs.trial_session_dfs(RunPaths(root, name), 0)
 

@@ -16,7 +16,7 @@ from looplab import io
 from looplab.analysis import graphs
 from looplab.analysis.metrics import session_metrics, write_session_metrics, write_trial_metrics
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.runfolder import RunPaths, data_dir
 from looplab.spec.catalog import matches
 
 log = logging.getLogger("looplab")

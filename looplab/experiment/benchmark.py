@@ -27,9 +27,9 @@ from looplab import io
 from looplab.analysis import benchmark as table
 from looplab.analysis.commands import _alive, _status
 from looplab.errors import LoopLabError, SpecError
-from looplab.experiment.paths import data_dir
 from looplab.experiment.resume import code_shas
 from looplab.experiment.run import execute, prepare, redacted_command, start_trial
+from looplab.runfolder import data_dir
 from looplab.spec.suite import Suite, SuiteRow, load_suite
 
 log = logging.getLogger("looplab.benchmark")

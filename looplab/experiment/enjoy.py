@@ -24,8 +24,8 @@ from looplab.env import Clock, Env
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import SUBDIRS, RunPaths, data_dir
 from looplab.experiment.resume import load_run, run_name
+from looplab.runfolder import SUBDIRS, RunPaths, data_dir
 
 log = logging.getLogger("looplab")
 SESSION_RE = re.compile(r"_t(\d+)_s(\d+)")

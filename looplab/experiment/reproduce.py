@@ -25,7 +25,7 @@ from looplab.analysis.commands import open_run
 from looplab.analysis.graphs import read_session_df
 from looplab.analysis.statistics import bootstrap_ci
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import RunPaths
+from looplab.runfolder import RunPaths
 
 TIME_COLUMN = re.compile(r"^(wall_t|fps)$|time|fps|_sec$|_seconds$")  # wall clock, not behaviour
 

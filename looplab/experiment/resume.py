@@ -15,7 +15,7 @@ from pathlib import Path
 from looplab import io
 from looplab.errors import LoopLabError
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.runfolder import RunPaths, data_dir
 
 log = logging.getLogger("looplab")
 TS_RE = r"\d{4}_\d{2}_\d{2}_\d{6}(?:_(\d+))?"

@@ -18,8 +18,8 @@ from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.errors import LoopLabError
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import RunPaths, data_dir
 from looplab.experiment.seeds import root_seed, session_seed
+from looplab.runfolder import RunPaths, data_dir
 from looplab.spec import load_spec, parse_set, parse_vars
 
 log = logging.getLogger("looplab")

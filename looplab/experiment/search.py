@@ -36,7 +36,7 @@ from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.env.pool import die_with_parent
 from looplab.errors import LoopLabError, SpecError
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.runfolder import RunPaths, data_dir
 from looplab.spec.search import SearchSpace, apply_values, check_search
 
 log = logging.getLogger("looplab")

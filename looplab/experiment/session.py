@@ -23,9 +23,9 @@ from looplab.env import Clock, Env
 from looplab.experiment import checkpoint
 from looplab.experiment.checkpoint import STOP
 from looplab.experiment.evaluation import Evaluator
-from looplab.experiment.paths import RunPaths
 from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
+from looplab.runfolder import RunPaths
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]

@@ -18,8 +18,8 @@ from looplab.agent.algorithm import ALGORITHMS
 from looplab.errors import SpecError
 from looplab.experiment import session as session_mod
 from looplab.experiment.checkpoint import STOP
-from looplab.experiment.paths import SUBDIRS, RunPaths
 from looplab.experiment.run import prepare
+from looplab.runfolder import SUBDIRS, RunPaths
 from tests.conftest import SLM_SPECS
 
 BENCH = SLM_SPECS / "benchmark"

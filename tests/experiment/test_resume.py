@@ -53,10 +53,10 @@ def session_df(run: Path) -> pd.DataFrame:
 def reference(tmp_path_factory) -> Path:
     """A run never stopped, in process (the CLI runs below must match it bit for bit)."""
     import looplab.analysis.graphs as graphs
-    from looplab.experiment.paths import RunPaths
     from looplab.experiment.run import prepare
     from looplab.experiment.seeds import session_seed
     from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
 
     raw, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"])
     paths = RunPaths.create(tmp_path_factory.mktemp("ref"), spec.name)
@@ -163,9 +163,9 @@ def test_resume_of_a_missing_or_foreign_run_is_a_clear_error(reference, data_dir
 
 def test_persistent_nonfinite_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, monkeypatch):
     import looplab.analysis.graphs as graphs
-    from looplab.experiment.paths import SUBDIRS, RunPaths
     from looplab.experiment.run import prepare
     from looplab.experiment.session import Session
+    from looplab.runfolder import SUBDIRS, RunPaths
 
     monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
     _, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"] + ["meta.max_nonfinite=3"])

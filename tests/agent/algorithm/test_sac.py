@@ -129,8 +129,8 @@ def test_sac_smoke_runs_through_the_cli(data_dir):
 @pytest.mark.slow
 def test_sac_learns_pendulum(tmp_path):
     """The tuned library spec gets the last episodes of Pendulum-v1 above -400 (random: about -1200)."""
-    from looplab.experiment.paths import RunPaths
     from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
     from looplab.spec.load import load_spec
 
     raw, _ = load_spec(str(ROOT / "looplab" / "spec" / "library" / "sac_pendulum.json"), "sac_pendulum")
