@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from looplab.agent.memory import memory_class
 from looplab.env.make import env_family, probe_env, vector_plan
 from looplab.env.pool import usable_cores
 from looplab.errors import SpecError
@@ -86,9 +87,7 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
     num_envs = spec.env.num_envs
     dtype = getattr(info.observation_space, "dtype", None)
     obs_nbytes = (np.dtype(dtype).itemsize if dtype is not None else 4) * int(np.prod(info.state_shape))
-    from looplab.agent.memory import MEMORIES
-
-    memory = MEMORIES.get(spec.memory.name).estimate_nbytes(spec.memory, info, spec.algorithm)
+    memory = memory_class(spec.memory.name, info).estimate_nbytes(spec.memory, info, spec.algorithm)
     return MemoryEstimate(
         process=SESSION_PROCESS, nets=_nets_nbytes(spec, info), memory=memory,
         envs=num_envs * PER_ENV[env_family(spec.env.name)],

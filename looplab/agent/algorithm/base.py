@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from looplab.agent.memory.base import MEMORIES
+from looplab.agent.memory.base import memory_class
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
 from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
 from looplab.agent.schedule import Schedule, ScheduleSpec
@@ -72,7 +72,7 @@ class Algorithm:
         self.nvec = list(getattr(env_info.action_space, "nvec", [])) or None
         self.optimizers: dict[str, Optimizer] = {}
         self.init_nets()
-        self.memory = MEMORIES.get(spec.memory.name)(spec.memory, env_info, self)
+        self.memory = memory_class(spec.memory.name, env_info)(spec.memory, env_info, self)
 
     # ---- the contract -------------------------------------------------------------------------
     @classmethod
