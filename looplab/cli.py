@@ -73,7 +73,9 @@ def run(
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        push_after_run(run_resume(spec_file, spec_name, target, data, quiet, force), push_run)
+        paths, metrics = run_resume(spec_file, spec_name, target, data, quiet, force)
+        print_summary(paths, metrics)
+        push_after_run(paths.root, push_run)
         return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
     if spec.meta.push and not push_run:
@@ -110,8 +112,8 @@ def print_summary(paths, metrics: dict) -> None:
         table.add_row(key, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(table)
     print(f"run folder: {paths.root}")  # plain print: never wrapped, easy to copy
-    if (paths.root / "index.html").exists():
-        print(f"report: {paths.root / 'index.html'}")
+    if paths.report.exists():
+        print(f"report: {paths.report}")
 
 
 @app.command()

@@ -34,9 +34,18 @@ import pandas as pd
 
 from looplab import io
 from looplab.agent.validate import validate_spec
+from looplab.analysis import graphs
+from looplab.analysis.baseline import random_baseline
+from looplab.analysis.metrics import METRICS_COLS, session_metrics
+from looplab.analysis.report import write_report
+from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent
-from looplab.errors import LoopLabError, SpecError
-from looplab.runfolder import RunPaths, data_dir
+from looplab.errors import LoopLabError, SpecError, did_you_mean
+from looplab.experiment.logs import setup_logging
+from looplab.experiment.run import prepare, resolve_meta, write_status
+from looplab.experiment.seeds import session_seed
+from looplab.experiment.trial import Trial
+from looplab.runfolder import STATUS, TUNE_DIR, RunPaths, data_dir
 from looplab.spec.search import SearchSpace, apply_values, check_search
 
 log = logging.getLogger("looplab")
@@ -73,8 +82,6 @@ def check_experiment(raw: dict, spec: Any, file: str) -> tuple[SearchSpace, dict
             kind = ASHA_KEYS.get(key)
             where = f"meta.search_scheduler.{key}"
             if kind is None:
-                from looplab.errors import did_you_mean
-
                 raise bad(f"unknown ASHA setting{did_you_mean(key, ASHA_KEYS)}; known: {', '.join(ASHA_KEYS)}",
                           where)
             ok = isinstance(value, bool) if kind is bool else (
@@ -179,8 +186,6 @@ class TrialContext:
 
 def trial_spec(ctx: TrialContext, index: int, values: dict[str, Any]) -> dict:
     """The resolved spec of trial `index`: searched values set, no `search`, its own session seeds."""
-    from looplab.experiment.seeds import session_seed
-
     out = apply_values(ctx.spec, values)
     meta = out["meta"]
     meta["trial"] = index
@@ -220,12 +225,12 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
     paths = RunPaths(Path(ctx.root), ctx.name)
     spec = trial_spec(ctx, index, values)
     max_frame = int(float(spec["env"]["max_frame"]))
-    spec_path = paths.root / f"{paths.prename(index)}_spec.json"
+    spec_path = paths.spec(index)
     io.write_json(spec_path, spec)
-    status_path = paths.file("info", index, None, "trial_status.json")
-    error_path = paths.file("info", index, None, "trial_error.json")
+    status_path = paths.trial_status(index)
+    error_path = paths.trial_error(index)
     error_path.unlink(missing_ok=True)
-    for old in (paths.root / "info").glob(f"{paths.prename(index)}_s*_session_df_*.csv"):
+    for old in paths.info_dir.glob(paths.session_dfs(index)):
         old.unlink()  # a restored trial starts over: its old rows must not be reported again
     status = {"trial": index, "ray_trial_id": tune.get_context().get_trial_id(), "config": values,
               "status": "running", "pid": os.getpid(), "started": time.time()}
@@ -258,7 +263,7 @@ def ray_trial(config: dict, ctx: TrialContext) -> None:
             status.update(status="failed", error=message, finished=time.time())
             io.write_json(status_path, status)
             raise RuntimeError(f"trial {paths.prename(index)} failed: {message}")
-        metrics = io.read_json(paths.root / f"{paths.prename(index)}_trial_metrics_scalar.json")
+        metrics = io.read_json(paths.trial_metrics(index))
         status.update(status="finished", finished=time.time())
         io.write_json(status_path, status)
         final = {k: v for k, v in metrics.items() if _finite(v)}
@@ -289,10 +294,6 @@ def end_process_group(proc: subprocess.Popen) -> None:
 
 def _trial_process(spec_path: str, file: str, root: str, name: str, index: int) -> int:
     """Child process: run LoopLab Trial t{index}; dies with its process group if its Ray worker dies."""
-    from looplab.agent.validate import validate_spec
-    from looplab.experiment.logs import setup_logging
-    from looplab.experiment.trial import Trial
-
     parent = os.getppid()
     die_with_parent(parent)  # even when stopped (SIGSTOP), where the watchdog below cannot run
 
@@ -312,7 +313,7 @@ def _trial_process(spec_path: str, file: str, root: str, name: str, index: int) 
     except BaseException as e:  # recorded for the experiment, which goes on
         message = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
         log.error("trial %s failed: %s\n%s", paths.prename(index), message, traceback.format_exc())
-        io.write_json(paths.file("info", index, None, "trial_error.json"),
+        io.write_json(paths.trial_error(index),
                       {"error": message, "traceback": traceback.format_exc()})
         return 1
     return 0
@@ -368,10 +369,6 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                data: str | None, quiet: bool, resume: str | None = None, ray_address: str | None = None,
                keep: int = 3) -> tuple[RunPaths, pd.DataFrame]:
     """`looplab run SPEC_FILE SPEC_NAME search` (or `search@RUN_DIR` to resume)."""
-    from looplab.agent.validate import validate_spec
-    from looplab.experiment.logs import setup_logging
-    from looplab.experiment.run import prepare, resolve_meta, write_status
-
     if keep < -1:
         raise LoopLabError(f"--keep must be -1 (keep all) or >= 0, got {keep}")
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
@@ -383,7 +380,7 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
         resolved = resolve_meta(raw, spec, spec.meta.max_session)
         paths = RunPaths.create(data_dir(data), spec.name)
         resolved["meta"]["experiment_ts"] = paths.ts
-        io.write_json(paths.root / f"{paths.prename()}_spec.json", resolved)
+        io.write_json(paths.spec(), resolved)
     else:
         paths, resolved, file = open_search(resume)
         spec = validate_spec(resolved, file, paths.name)
@@ -468,7 +465,7 @@ def print_experiment(paths: RunPaths, df: pd.DataFrame, searched: list[str], qui
             table.add_row(*["-" if row[c] is None or (isinstance(row[c], float) and math.isnan(row[c]))
                             else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
         Console().print(table)
-    best = paths.root / f"{paths.name}_best_spec.json"
+    best = paths.best_spec()
     print(f"run folder: {paths.root}")
     if best.exists():
         print(f"best spec: {best}")
@@ -489,7 +486,7 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Any, resources: dict, asha: 
     from ray.tune.schedulers import AsyncHyperBandScheduler
 
     trainable = tune.with_resources(partial(ray_trial, ctx=ctx), {"cpu": resources["cpu"], "gpu": resources["gpu"]})
-    storage = paths.root / "ray_tune"
+    storage = paths.tune_dir
     if restore:
         tuner = tune.Tuner.restore(str(storage), trainable=trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
@@ -501,7 +498,7 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Any, resources: dict, asha: 
             tune_config=tune.TuneConfig(search_alg=make_searcher(space, spec.meta.random_seed), scheduler=scheduler,
                                         num_samples=num_trials, trial_dirname_creator=trial_dirname,
                                         trial_name_creator=trial_dirname),
-            run_config=tune.RunConfig(name="ray_tune", storage_path=str(paths.root), verbose=0,
+            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(paths.root), verbose=0,
                                       callbacks=[_progress_callback(paths)]),
         )
     grid = tuner.fit()
@@ -532,22 +529,20 @@ def _progress_callback(paths: RunPaths) -> Any:
 def open_search(run_dir: str) -> tuple[RunPaths, dict, str]:
     """A search run folder to resume: its paths, saved experiment spec and spec file."""
     root = Path(run_dir)
-    if not (root / "ray_tune").is_dir():
-        raise LoopLabError(f"search@{run_dir}: not a search run folder (no ray_tune/ in it)")
+    if not RunPaths(root, "").tune_dir.is_dir():
+        raise LoopLabError(f"search@{run_dir}: not a search run folder (no {TUNE_DIR}/ in it)")
     try:
-        status = io.read_json(root / "run.json")
+        status = io.read_json(root / STATUS)
         name = status["name"]
-        spec = io.read_json(root / f"{name}_spec.json")
+        spec = io.read_json(RunPaths(root, name).spec())
     except (OSError, ValueError, KeyError) as e:
-        raise LoopLabError(f"search@{run_dir}: cannot read the experiment's run.json or spec: {e}") from None
-    return RunPaths(root, name), spec, status.get("spec_file", str(root / f"{name}_spec.json"))
+        raise LoopLabError(f"search@{run_dir}: cannot read the experiment's {STATUS} or spec: {e}") from None
+    return RunPaths(root, name), spec, status.get("spec_file", str(RunPaths(root, name).spec()))
 
 
 # ---- analysis ----------------------------------------------------------------------------------------
 def analyze_experiment(paths: RunPaths, space: SearchSpace, results: list[dict], keep: int) -> pd.DataFrame:
     """The experiment dataframe, best spec, graphs and report; prunes the models of all but `keep` trials."""
-    from looplab.analysis.metrics import METRICS_COLS
-
     rows = []
     for r in sorted(results, key=lambda r: r["config"].get(TRIAL_KEY, -1)):
         index = r["config"].get(TRIAL_KEY)
@@ -563,12 +558,12 @@ def analyze_experiment(paths: RunPaths, space: SearchSpace, results: list[dict],
     df = df[["trial", *searched, *METRICS_COLS, *extras, "status", "error"]]
     df["strength"] = pd.to_numeric(df["strength"], errors="coerce")
     df = df.sort_values(["strength", "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
-    io.write_csv(paths.root / f"{paths.prename()}_experiment_df.csv", _csv_ready(df))
+    io.write_csv(paths.experiment_df(), _csv_ready(df))
     ranked = _ranked(df)
     if ranked:
         write_best_spec(paths, ranked[0])
         log.info("best trial: %s (strength %.4g); spec %s", paths.prename(ranked[0]),
-                 df.loc[df["trial"] == ranked[0], "strength"].iat[0], paths.root / f"{paths.name}_best_spec.json")
+                 df.loc[df["trial"] == ranked[0], "strength"].iat[0], paths.best_spec())
     else:
         log.error("no trial finished: no best spec")
     _graphs(paths, df, searched)
@@ -597,7 +592,7 @@ def _ranked(df: pd.DataFrame) -> list[int]:
 
 def _trial_row(paths: RunPaths, index: int, result: dict, space: SearchSpace) -> dict:
     try:
-        status = io.read_json(paths.file("info", index, None, "trial_status.json"))
+        status = io.read_json(paths.trial_status(index))
     except (OSError, ValueError):
         status = {}
     state = status.get("status", "incomplete")
@@ -607,7 +602,7 @@ def _trial_row(paths: RunPaths, index: int, result: dict, space: SearchSpace) ->
     if result["error"] is not None:
         state = "failed"
         error = error or str(result["error"]).strip().splitlines()[-1]
-    metrics_path = paths.root / f"{paths.prename(index)}_trial_metrics_scalar.json"
+    metrics_path = paths.trial_metrics(index)
     if state == "stopped" and not metrics_path.exists():
         _analyze_partial(paths, index)
     try:
@@ -623,14 +618,8 @@ def _trial_row(paths: RunPaths, index: int, result: dict, space: SearchSpace) ->
 
 def _analyze_partial(paths: RunPaths, index: int) -> None:
     """Trial metrics and graphs of a trial stopped early, from the session dataframes it left."""
-    from looplab.agent.validate import validate_spec
-    from looplab.analysis.baseline import random_baseline
-    from looplab.analysis.metrics import session_metrics
-    from looplab.env.make import env_kwargs
-    from looplab.experiment.trial import Trial
-
     try:
-        spec_dict = io.read_json(paths.root / f"{paths.prename(index)}_spec.json")
+        spec_dict = io.read_json(paths.spec(index))
         spec = validate_spec(spec_dict, check_env=False)
         baseline = random_baseline(spec.env.name, env_kwargs(spec.env))
         trial = Trial(spec, spec_dict, "", paths, index, "train", quiet=True)
@@ -648,23 +637,18 @@ def _analyze_partial(paths: RunPaths, index: int) -> None:
 
 def write_best_spec(paths: RunPaths, index: int) -> Path:
     """`{n}_best_spec.json`: the best trial's spec without `search` or run records, as a spec file."""
-    spec = io.read_json(paths.root / f"{paths.prename(index)}_spec.json")
+    spec = io.read_json(paths.spec(index))
     spec.pop("search", None)
     name = spec.pop("name", paths.name)
     for key in RUN_META_KEYS:
         spec.get("meta", {}).pop(key, None)
-    out = paths.root / f"{paths.prename()}_best_spec.json"
+    out = paths.best_spec()
     io.write_json(out, {name: spec})
     return out
 
 
 def _graphs(paths: RunPaths, df: pd.DataFrame, searched: list[str]) -> None:
-    from looplab.analysis import graphs
-
-    exp, multi = getattr(graphs, "experiment_graphs", None), getattr(graphs, "multi_trial_graphs", None)
-    if exp is None or multi is None:
-        log.error("experiment graphs not drawn: looplab.analysis.graphs has no experiment_graphs/multi_trial_graphs")
-        return
+    exp, multi = graphs.experiment_graphs, graphs.multi_trial_graphs
     done = df[df["strength"].notna()]
     if not done.empty:
         exp(paths.root, paths.name, done, searched, lib_dir=graphs.library_dir(paths))
@@ -674,10 +658,6 @@ def _graphs(paths: RunPaths, df: pd.DataFrame, searched: list[str]) -> None:
 
 
 def _report(paths: RunPaths) -> None:
-    try:
-        from looplab.analysis.report import write_report
-    except ImportError:
-        return
     try:
         write_report(paths.root)
     except Exception as e:  # the experiment's results stand without the page
@@ -693,7 +673,7 @@ def prune_models(paths: RunPaths, ranked: list[int], trials: list[int], keep: in
     for t in trials:
         if t in kept:
             continue
-        for p in (paths.root / "model").glob(f"{paths.prename(t)}_*"):
+        for p in paths.model_dir.glob(f"{paths.prename(t)}_*"):  # every file of the trial's sessions
             p.unlink(missing_ok=True)
             removed.append(p)
     if removed:

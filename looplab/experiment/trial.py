@@ -14,11 +14,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from looplab import io
 from looplab.analysis.baseline import random_baseline
 from looplab.analysis.commands import analyze_trial
 from looplab.analysis.graphs import trial_graphs
-from looplab.analysis.metrics import trial_metrics
+from looplab.analysis.metrics import write_trial_metrics
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
@@ -124,12 +123,7 @@ class Trial:
         done = [s for s in range(self.num_sessions) if scalars[s]]
         dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in done]
         scalars = [scalars[s] for s in done]
-        metrics = trial_metrics(dfs, scalars, baseline)
-        metrics["random_baseline"] = baseline
-        io.write_json(self.paths.root / f"{self.paths.prename(self.index)}_trial_metrics_scalar.json", metrics)
-        io.write_json(self.paths.file("info", self.index, None, "trial_metrics_scalar.json"), metrics)
-        io.write_json(self.paths.file("info", self.index, None, "trial_metrics.json"),
-                      {"scalar": metrics, "sessions": scalars})
+        metrics = write_trial_metrics(self.paths, self.index, dfs, scalars, baseline)
         trial_graphs(self.paths, self.index, self.num_sessions)
         analyze_trial(self.paths, self.index, baseline, "eval", sessions=False)  # where the spec evaluates
         return metrics

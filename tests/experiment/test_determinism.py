@@ -50,9 +50,11 @@ IGNORED = ["wall_t", "fps"]
 @pytest.fixture(autouse=True)
 def _no_graphs(monkeypatch):
     """Graphs are drawn from the dataframe after the run; they are not what these tests compare."""
-    import looplab.analysis.graphs as graphs
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
 
-    monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
     torch.set_num_threads(1)
     yield
     STOP.signum = 0

@@ -21,6 +21,7 @@ from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
+from looplab.errors import SpecError
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
 
 
@@ -104,8 +105,6 @@ class SoftActorCritic(Algorithm):
         super().check_spec(spec, env_info)
         if env_info is not None and env_info.is_discrete and spec.algorithm.action_pdtype not in ("default",
                                                                                                  "Categorical"):
-            from looplab.errors import SpecError
-
             raise SpecError("discrete SoftActorCritic needs action_pdtype Categorical (an exact expectation over "
                             "actions)", path="agent.algorithm.action_pdtype")
 
