@@ -70,6 +70,17 @@ def analyze_trial(paths: RunPaths, trial: int, baseline: float, kind: str = "tra
     return metrics
 
 
+def write_trial_results(paths: RunPaths, trial: int, num_sessions: int, scalars: list[dict], baseline: float) -> dict:
+    """A trial's metrics from its sessions that finished (a non-empty scalar each), its graphs, and its
+    evaluation metrics where the spec evaluates; returns the trial metrics."""
+    done = [s for s in range(num_sessions) if scalars[s]]
+    dfs = [pd.read_csv(paths.session_df(trial, s)) for s in done]
+    metrics = write_trial_metrics(paths, trial, dfs, [scalars[s] for s in done], baseline)
+    graphs.trial_graphs(paths, trial, num_sessions)
+    analyze_trial(paths, trial, baseline, "eval", sessions=False)
+    return metrics
+
+
 def _baseline(paths: RunPaths, trial: int) -> float:
     """The random baseline saved with the trial's metrics, else measured (and cached) for the saved spec's env."""
     saved = graphs.saved_baseline(paths, trial)

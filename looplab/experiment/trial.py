@@ -11,13 +11,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing.managers import SyncManager
 from typing import Any
 
-import pandas as pd
 import torch
 
 from looplab.analysis.baseline import random_baseline
-from looplab.analysis.commands import analyze_trial
-from looplab.analysis.graphs import trial_graphs
-from looplab.analysis.metrics import write_trial_metrics
+from looplab.analysis.commands import write_trial_results
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
@@ -120,13 +117,7 @@ class Trial:
         return [{} if f.cancelled() else f.result() for f in futures]
 
     def analyze(self, scalars: list[dict], baseline: float) -> dict:
-        done = [s for s in range(self.num_sessions) if scalars[s]]
-        dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in done]
-        scalars = [scalars[s] for s in done]
-        metrics = write_trial_metrics(self.paths, self.index, dfs, scalars, baseline)
-        trial_graphs(self.paths, self.index, self.num_sessions)
-        analyze_trial(self.paths, self.index, baseline, "eval", sessions=False)  # where the spec evaluates
-        return metrics
+        return write_trial_results(self.paths, self.index, self.num_sessions, scalars, baseline)
 
 
 def _kill(pids: list[int]) -> None:

@@ -35,6 +35,7 @@ FNS: dict[str, tuple[int, str]] = {
     "lograndint": (2, "int"),
     "qlograndint": (3, "int"),
 }
+TRIAL_KEY = "trial"  # the key a searched configuration carries its LoopLab trial index under
 _QUANTILE_EPS = 1e-6  # keeps the normal's inverse CDF finite
 
 
