@@ -95,14 +95,7 @@ class Session:
                 log.warning("session %s: stopped by %s at frame %d; checkpoint %s", self.prename,
                             signal_name(STOP.signum), clock.frame, self.ckpt_path)
                 break
-            action = agent.act(state)
-            if actions is not None:
-                actions.append(action)
-            obs, reward, terminated, truncated, next_state = env.step(action)
-            agent.update(state, action, reward, next_state, terminated, truncated)
-            state = obs
-            clock.tick()
-            clock.epi = env.episodes
+            state = step(agent, env, clock, state, actions)
             if evaluator is not None and evaluator.due(clock.frame):  # before the log checkpoint that saves it
                 self.evaluate()
             if clock.frame >= next_log or clock.frame >= self.max_frame:
@@ -233,6 +226,19 @@ class Session:
         session_graphs(self.paths, self.trial, self.index)
         self.env.close()
         return scalar
+
+
+def step(agent: Any, env: Env, clock: Clock, state: np.ndarray, actions: list[np.ndarray] | None = None) -> np.ndarray:
+    """One step of the session loop: act (the action kept in `actions` if given), step the envs, update the
+    agent, tick the clock; returns the state to act on next."""
+    action = agent.act(state)
+    if actions is not None:
+        actions.append(action)
+    obs, reward, terminated, truncated, next_state = env.step(action)
+    agent.update(state, action, reward, next_state, terminated, truncated)
+    clock.tick()
+    clock.epi = env.episodes
+    return obs
 
 
 def signal_name(signum: int) -> str:
