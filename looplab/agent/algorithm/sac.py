@@ -18,7 +18,7 @@ import torch
 from pydantic import field_validator
 
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
-from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
+from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights, polyak_update
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
 from looplab.errors import SpecError
@@ -76,14 +76,6 @@ def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False
         return torch.tanh(u), None
     logp = torch.distributions.Normal(loc, std).log_prob(u).sum(-1)
     return torch.tanh(u), logp - tanh_log_det(u)
-
-
-@torch.no_grad()
-def polyak_update(online: torch.nn.Module, target: torch.nn.Module, coef: float) -> None:
-    """target <- coef * online + (1 - coef) * target, over parameters and buffers (running BN stats)."""
-    t_params = list(target.parameters()) + [b for b in target.buffers() if b.is_floating_point()]
-    o_params = list(online.parameters()) + [b for b in online.buffers() if b.is_floating_point()]
-    torch._foreach_lerp_(t_params, o_params, coef)
 
 
 def apply_spectral_norm(net: torch.nn.Module) -> None:

@@ -248,6 +248,18 @@ def copy_weights(src: nn.Module, dst: nn.Module) -> None:
     torch._foreach_copy_([*dst.parameters(), *dst.buffers()], [*src.parameters(), *src.buffers()])
 
 
+@torch.no_grad()
+def polyak_update(online: nn.Module, target: nn.Module, coef: float) -> None:
+    """target <- coef * online + (1 - coef) * target over parameters and float buffers (running BN
+    statistics); integer buffers (BN's batch count) are copied."""
+    t_floats = list(target.parameters()) + [b for b in target.buffers() if b.is_floating_point()]
+    o_floats = list(online.parameters()) + [b for b in online.buffers() if b.is_floating_point()]
+    torch._foreach_lerp_(t_floats, o_floats, coef)
+    for b, tb in zip(online.buffers(), target.buffers(), strict=True):
+        if not tb.is_floating_point():
+            tb.copy_(b)
+
+
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """`torch.nn.utils.clip_grad_norm_` on a list of same-device gradients, op for op (so bit for bit).
 

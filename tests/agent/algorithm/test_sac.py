@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from looplab.agent.algorithm import ALGORITHMS
-from looplab.agent.algorithm.sac import polyak_update, squash
+from looplab.agent.algorithm.sac import squash
+from looplab.agent.net.base import polyak_update
 from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
 from tests.agent.loop import step
@@ -97,6 +98,16 @@ def test_polyak_update_mixes_parameters():
         target.weight.fill_(3.0)
     polyak_update(online, target, 0.25)
     assert torch.allclose(target.weight, torch.full_like(target.weight, 0.25 * 1.0 + 0.75 * 3.0))
+
+
+def test_polyak_update_mixes_running_statistics_and_copies_the_batch_count():
+    online, target = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    with torch.no_grad():
+        online.running_mean.fill_(2.0)
+        online.num_batches_tracked.fill_(7)
+    polyak_update(online, target, 0.5)
+    assert torch.equal(target.running_mean, torch.full((2,), 1.0))  # 0.5 * 2 + 0.5 * 0
+    assert int(target.num_batches_tracked) == 7
 
 
 def test_random_actions_before_training_start_and_alpha_clamped():
