@@ -274,10 +274,10 @@ def main() -> None:
             sys.exit(130)
         raise
     # typer turns KeyboardInterrupt into a return code of 130; a run stopped by a signal exits 128 + signum
-    ckpt = sys.modules.get("looplab.experiment.checkpoint")
-    if ckpt is not None and ckpt.STOP.signum:
-        print(f"looplab: interrupted ({ckpt.signal.Signals(ckpt.STOP.signum).name})", file=sys.stderr)
-        sys.exit(128 + ckpt.STOP.signum)
+    stop = sys.modules.get("looplab.experiment.stop")
+    if stop is not None and stop.STOP.signum:
+        print(f"looplab: interrupted ({stop.signal.Signals(stop.STOP.signum).name})", file=sys.stderr)
+        sys.exit(128 + stop.STOP.signum)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 

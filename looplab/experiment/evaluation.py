@@ -27,8 +27,8 @@ from looplab.analysis.graphs import session_graphs
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.env import Env
 from looplab.experiment import checkpoint
-from looplab.experiment.checkpoint import STOP
 from looplab.experiment.seeds import derived_seed, eval_seed, seed_everything
+from looplab.experiment.stop import STOP
 from looplab.runfolder import RunPaths
 
 log = logging.getLogger("looplab")

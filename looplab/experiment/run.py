@@ -18,10 +18,10 @@ from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.analysis import report as analysis_report
 from looplab.errors import LoopLabError
-from looplab.experiment.checkpoint import install_stop_handlers, restore_default_handlers
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.resources import check_memory
 from looplab.experiment.seeds import root_seed, session_seed
+from looplab.experiment.stop import install_stop_handlers, restore_default_handlers
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths, data_dir
 from looplab.spec import load_spec, parse_set, parse_vars

@@ -30,6 +30,7 @@ from looplab.experiment.ray_cluster import check_capacity, local_resources, loop
 from looplab.experiment.ray_trial import METRIC, MODE, TrialContext, ray_trial, trial_dirname
 from looplab.experiment.run import prepare, resolve_meta, write_status
 from looplab.experiment.searcher import make_searcher
+from looplab.experiment.stop import raise_interrupted
 from looplab.runfolder import STATUS, TUNE_DIR, RunPaths, data_dir
 from looplab.spec.search import TRIAL_KEY, SearchSpace, check_search
 
@@ -118,7 +119,7 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     # Tune's own SIGINT handler ends the trials and returns as if they had finished; LoopLab wants the
     # experiment marked interrupted and resumable instead, for SIGINT and SIGTERM alike
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_term = signal.signal(signal.SIGTERM, raise_interrupted)
     t0 = time.time()
     status = "failed"
     try:
@@ -156,16 +157,6 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                  strength=_first(finished, "strength"), total_reward_ma=_first(finished, "total_reward_ma"))
     print_experiment(paths, df, space.paths, quiet)
     return paths, df
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C; the command exits 128 + 15."""
-
-    exit_code = 143
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise Terminated("SIGTERM")
 
 
 def print_experiment(paths: RunPaths, df: pd.DataFrame, searched: list[str], quiet: bool) -> None:

@@ -26,11 +26,11 @@ from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
-from looplab.experiment.checkpoint import STOP
 from looplab.experiment.evaluation import Evaluator
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
+from looplab.experiment.stop import STOP, install_stop_handlers
 from looplab.runfolder import RunPaths
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
@@ -254,7 +254,7 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
                    mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     torch.set_num_threads(1)
-    checkpoint.install_stop_handlers(force_on_repeat=False, reset=False)
+    install_stop_handlers(force_on_repeat=False, reset=False)
     setup_logging(log_file, console=False)
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)

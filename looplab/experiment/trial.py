@@ -17,11 +17,11 @@ from looplab.analysis.baseline import random_baseline
 from looplab.analysis.commands import write_trial_results
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
-from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
+from looplab.experiment.stop import STOP, Interrupted
 from looplab.runfolder import RunPaths
 
 log = logging.getLogger("looplab")

@@ -17,8 +17,8 @@ import torch
 from looplab.agent.algorithm import ALGORITHMS
 from looplab.errors import SpecError
 from looplab.experiment import session as session_mod
-from looplab.experiment.checkpoint import STOP
 from looplab.experiment.run import prepare
+from looplab.experiment.stop import STOP
 from looplab.runfolder import SUBDIRS, RunPaths
 from tests.conftest import SLM_SPECS
 
