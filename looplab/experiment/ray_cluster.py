@@ -39,10 +39,14 @@ def check_capacity(resources: dict[str, float], nodes: list[dict], where: str) -
 
 
 def local_resources(spec: Any) -> dict[str, float]:
-    """What a local Ray gets: `meta.num_cpus` or every core, and every visible GPU."""
+    """What a local Ray gets: `meta.num_cpus` or every core, and `meta.num_gpus` (at most the visible ones) or
+    every visible GPU."""
     import torch
 
-    return {"CPU": float(spec.meta.num_cpus or os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+    gpus = torch.cuda.device_count()
+    if spec.meta.num_gpus is not None:
+        gpus = min(gpus, int(spec.meta.num_gpus))
+    return {"CPU": float(spec.meta.num_cpus or os.cpu_count() or 1), "GPU": float(gpus)}
 
 
 def looplab_env() -> dict[str, str]:

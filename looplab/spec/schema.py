@@ -102,8 +102,8 @@ class MetaSpec(Strict):
     rigorous_eval: Count | bool = 0
     search_resources: dict[str, float] | None = None
     search_scheduler: dict[str, Any] | None = None
-    num_cpus: Count | None = None
-    num_gpus: Count | float | None = None
+    num_cpus: Count | None = None  # CPUs of a local Ray (search); default every core
+    num_gpus: NonNegCount | None = None  # GPUs of a local Ray (search), at most the visible ones; default all
     tensorboard: bool = True
     tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
     max_nonfinite: PositiveCount = 20
