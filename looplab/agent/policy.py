@@ -7,10 +7,13 @@ log-probs and entropies are summed over action dimensions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
+
+from looplab.registry import Registry
 
 # argument checks on every distribution built in the acting and training loops are pure overhead:
 # the nets' parameters stay finite (the training guard skips non-finite updates)
@@ -24,7 +27,8 @@ PDTYPES: dict[str, list[str]] = {
     "multi_discrete": ["MultiCategorical"],
     "multi_binary": ["Bernoulli"],
 }
-POLICIES = ("default", "random", "epsilon_greedy", "boltzmann")
+# action policies, keyed by `action_policy`: f(out, pd_fn, explore_var, num_actions) -> actions
+POLICIES = Registry("action_policy", "agent.algorithm.action_policy")
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
 
 
@@ -213,15 +217,29 @@ def random_action(shape: tuple[int, ...], num_actions: int, device: torch.device
     return torch.randint(0, num_actions, shape, device=device)
 
 
-def select_action(policy: str, pd_fn, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
-    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
-    if policy == "epsilon_greedy":
-        return epsilon_greedy(out, explore_var)
-    if policy == "boltzmann":
-        return boltzmann(out, explore_var)
-    if policy == "random":
-        return random_action(out.shape[:1], num_actions, out.device)
+@POLICIES.register("default")
+def _sample(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
     return pd_fn(out).sample()
+
+
+@POLICIES.register("random")
+def _random(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return random_action(out.shape[:1], num_actions, out.device)
+
+
+@POLICIES.register("epsilon_greedy")
+def _epsilon_greedy(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return epsilon_greedy(out, explore_var)
+
+
+@POLICIES.register("boltzmann")
+def _boltzmann(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return boltzmann(out, explore_var)
+
+
+def select_action(policy: str, pd_fn: Any, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
+    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
+    return POLICIES.get(policy)(out, pd_fn, explore_var, num_actions)
 
 
 def greedy(pd: D.Distribution) -> torch.Tensor:

@@ -45,7 +45,7 @@ class AlgorithmConfig(Strict):
     @classmethod
     def _policy(cls, v: str) -> str:
         if v not in POLICIES:
-            raise ValueError(f"unknown action_policy '{v}'{did_you_mean(v, POLICIES)}; known: {', '.join(POLICIES)}")
+            raise ValueError(POLICIES.unknown(v))
         return v
 
 
