@@ -14,9 +14,9 @@ from pydantic import field_validator
 
 from looplab.agent.memory.base import memory_class
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
-from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
+from looplab.agent.policy import DISTRIBUTIONS, POLICIES, make_pd, resolve_pdtype
 from looplab.agent.schedule import Schedule, ScheduleSpec
-from looplab.errors import SpecError, did_you_mean
+from looplab.errors import SpecError
 from looplab.registry import Registry
 from looplab.spec.schema import Prob, Strict
 
@@ -36,9 +36,8 @@ class AlgorithmConfig(Strict):
     @field_validator("action_pdtype")
     @classmethod
     def _pdtype(cls, v: str) -> str:
-        known = {"default", *(p for ps in PDTYPES.values() for p in ps)}
-        if v not in known:
-            raise ValueError(f"unknown action_pdtype '{v}'{did_you_mean(v, known)}; known: {', '.join(sorted(known))}")
+        if v != "default" and v not in DISTRIBUTIONS:
+            raise ValueError(DISTRIBUTIONS.unknown(v))
         return v
 
     @field_validator("action_policy")
