@@ -27,11 +27,14 @@ demo: install
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "chromium unavailable: browser test will be skipped"
 
+# the import contracts of pyproject.toml (layers, independence, no loops) first, then the suite
 test: install browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lint: install
 	$(BIN)/ruff check looplab tests bench
+	$(BIN)/lint-imports
 
 # make bench [PAIRS=ppo,dqn,sac,trial] [REPEATS=3] [SCALE=1.0]: LoopLab vs SB3, writes bench/RESULTS.md
 PAIRS ?= ppo,dqn,sac,trial

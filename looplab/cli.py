@@ -73,7 +73,9 @@ def run(
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        push_after_run(run_resume(spec_file, spec_name, target, data, quiet, force), push_run)
+        paths, metrics = run_resume(spec_file, spec_name, target, data, quiet, force)
+        print_summary(paths, metrics)
+        push_after_run(paths.root, push_run)
         return
     raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
     if spec.meta.push and not push_run:
@@ -110,8 +112,8 @@ def print_summary(paths, metrics: dict) -> None:
         table.add_row(key, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(table)
     print(f"run folder: {paths.root}")  # plain print: never wrapped, easy to copy
-    if (paths.root / "index.html").exists():
-        print(f"report: {paths.root / 'index.html'}")
+    if paths.report.exists():
+        print(f"report: {paths.report}")
 
 
 @app.command()
@@ -209,8 +211,8 @@ def pull(
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
 ) -> None:
     """Download the matching runs of a Hub dataset repo into the data folder."""
-    from looplab.experiment.paths import data_dir
     from looplab.hub import pull as download
+    from looplab.runfolder import data_dir
 
     for run, what in download(pattern, repo, data, force):
         where = data_dir(data) / run
@@ -272,10 +274,10 @@ def main() -> None:
             sys.exit(130)
         raise
     # typer turns KeyboardInterrupt into a return code of 130; a run stopped by a signal exits 128 + signum
-    ckpt = sys.modules.get("looplab.experiment.checkpoint")
-    if ckpt is not None and ckpt.STOP.signum:
-        print(f"looplab: interrupted ({ckpt.signal.Signals(ckpt.STOP.signum).name})", file=sys.stderr)
-        sys.exit(128 + ckpt.STOP.signum)
+    stop = sys.modules.get("looplab.experiment.stop")
+    if stop is not None and stop.STOP.signum:
+        print(f"looplab: interrupted ({stop.signal.Signals(stop.STOP.signum).name})", file=sys.stderr)
+        sys.exit(128 + stop.STOP.signum)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 

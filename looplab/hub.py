@@ -26,19 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from looplab import io
-from looplab.analysis.commands import LIST_COLS, open_run, run_row, run_state
+from looplab.analysis.commands import LIST_COLS, run_row
 from looplab.analysis.graphs import plotly_src
-from looplab.analysis.report import _fmt, _read_json
+from looplab.analysis.report import fmt
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import data_dir
+from looplab.runfolder import OPTIM_PATTERNS, REPORT, data_dir, open_run, read_status, run_state
 from looplab.spec.catalog import matches
 
 REPO_TYPE = "dataset"
 REMOTE_DIR = "data"
 INDEX_FILE = "runs.json"
 CARD_FILE = "README.md"
-# optimizer states, and the full resume checkpoints that hold them (with replay memories): only with --with-optim
-OPTIM_PATTERNS = ["model/*_optim.pt", "model/*_ckpt.pt"]
 REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 RUN_RE = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 TS_RE = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})(\d{2})(\d{2})(?:_\d+)?$")
@@ -94,7 +92,7 @@ def push_requested(run_dir: Path) -> bool:
     """`meta.push` of the spec a run folder saved."""
     paths = open_run(run_dir)
     try:
-        return bool((io.read_json(paths.root / f"{paths.name}_spec.json").get("meta") or {}).get("push"))
+        return bool((io.read_json(paths.spec()).get("meta") or {}).get("push"))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -107,13 +105,14 @@ def push(run_dir: str | Path, repo: str | None = None, private: bool = False, wi
 
     paths = open_run(run_dir)
     root, run = paths.root, paths.root.name
-    status = _read_json(root / "run.json")
+    status = read_status(root)
     if run_state(status) == "running":
         raise LoopLabError(f"push {run}: the run is still running (pid {status.get('pid')}); push it once it stops")
     repo = repo_id(repo)
     tok = token()
     if not tok:
         raise HubError(f"push {run}: no HuggingFace token: set HF_TOKEN or log in with `hf auth login`")
+    # optimizer states, and the full resume checkpoints that hold them (with replay memories): only with --with-optim
     ignore = [] if with_optim else list(OPTIM_PATTERNS)
     local = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     files = list(filter_repo_objects(local, ignore_patterns=ignore))
@@ -134,9 +133,9 @@ def push(run_dir: str | Path, repo: str | None = None, private: bool = False, wi
 def summary_row(root: Path) -> dict:
     """The `looplab list` row of a run folder; what run.json lacks (a run of SLM Lab) from its spec and metrics."""
     row = {k: v for k, v in run_row(root).items() if not k.startswith("_")}
-    name = open_run(root).name
-    spec = _read_json(root / f"{name}_spec.json")
-    trial = _read_json(root / f"{name}_t0_trial_metrics_scalar.json")
+    paths = open_run(root)
+    spec = io.read_json_object(paths.spec())
+    trial = io.read_json_object(paths.trial_metrics(0))
     for key, metric in (("frames", "frame"), ("total_reward_ma", "total_reward_ma"), ("strength", "strength")):
         if row[key] is None:
             row[key] = trial.get(metric)
@@ -199,7 +198,7 @@ def dataset_card(repo: str, index: dict[str, dict]) -> str:
         "viewer: false", "---", "", f"# LoopLab runs: {repo}", "",
         f"Run folders of LoopLab deep RL experiments, one per run under `{REMOTE_DIR}/`: the resolved spec "
         "(with the git SHA of the code and every session's seed), session dataframes, metrics, graphs, best "
-        "checkpoints and the report (`index.html`).", "",
+        f"checkpoints and the report (`{REPORT}`).", "",
         "```bash",
         f"looplab pull RUN --repo {repo}      # into ./data",
         "looplab report data/RUN              # or analyze, plot -f, enjoy@data/RUN",
@@ -209,9 +208,9 @@ def dataset_card(repo: str, index: dict[str, dict]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for run, row in rows:
-        report = f"[index.html]({REMOTE_DIR}/{run}/index.html)"
-        cells = [f"`{run}`", row.get("env") or "–", row.get("algorithm") or "–", _fmt(row.get("frames")),
-                 _fmt(row.get("total_reward_ma")), row.get("status") or "–", report]
+        report = f"[{REPORT}]({REMOTE_DIR}/{run}/{REPORT})"
+        cells = [f"`{run}`", row.get("env") or "–", row.get("algorithm") or "–", fmt(row.get("frames")),
+                 fmt(row.get("total_reward_ma")), row.get("status") or "–", report]
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -271,7 +270,7 @@ def pull(pattern: str, repo: str | None = None, data: str | None = None, force: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # the pages of a run load plotly.js from the data folder, which a fresh data folder may not hold yet
-    plotly_src(dest / "index.html", dest)
+    plotly_src(dest / REPORT, dest)
     return out
 
 

@@ -133,6 +133,15 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON object file's contents; {} when it is missing, unreadable or not an object."""
+    try:
+        out = read_json(path)
+        return out if isinstance(out, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

@@ -7,10 +7,13 @@ log-probs and entropies are summed over action dimensions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
+
+from looplab.registry import Registry
 
 # argument checks on every distribution built in the acting and training loops are pure overhead:
 # the nets' parameters stay finite (the training guard skips non-finite updates)
@@ -24,7 +27,10 @@ PDTYPES: dict[str, list[str]] = {
     "multi_discrete": ["MultiCategorical"],
     "multi_binary": ["Bernoulli"],
 }
-POLICIES = ("default", "random", "epsilon_greedy", "boltzmann")
+# action distributions, keyed by `action_pdtype`: f(out, log_std, nvec) -> distribution
+DISTRIBUTIONS = Registry("action_pdtype", "agent.algorithm.action_pdtype")
+# action policies, keyed by `action_policy`: f(out, pd_fn, explore_var, num_actions) -> actions
+POLICIES = Registry("action_policy", "agent.algorithm.action_policy")
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
 
 
@@ -159,37 +165,75 @@ def out_dim(pdtype: str, action_dim: int, nvec: list[int] | None = None, learned
 def make_pd(pdtype: str, out: torch.Tensor, log_std: torch.Tensor | None = None,
             nvec: list[int] | None = None) -> D.Distribution:
     """The action distribution for a policy-head output `out` of shape [B, out_dim]."""
-    if pdtype == "Categorical":
-        return D.Categorical(logits=out)
-    if pdtype == "Argmax":
-        return Argmax(logits=out)
-    if pdtype == "GumbelSoftmax":
-        return GumbelSoftmax(logits=out)
-    if pdtype == "MultiCategorical":
-        return MultiCategorical(out, nvec or [])
-    if pdtype == "Bernoulli":
-        return MultiBernoulli(out)
-    if log_std is not None:
-        loc, log_scale = out, log_std.expand_as(out)
-    else:
-        loc, log_scale = out.chunk(2, dim=-1)
-    scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
-    if pdtype == "Normal":
-        return D.Independent(D.Normal(loc, scale), 1)
-    if pdtype == "NormalTanh":
-        return NormalTanh(loc, scale)
-    if pdtype == "MultivariateNormal":
-        return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
-    if pdtype == "Beta":
-        # softplus(+1) keeps both concentrations above 1 (unimodal)
-        a = torch.nn.functional.softplus(loc) + 1.0
-        b = torch.nn.functional.softplus(log_scale) + 1.0
-        return SymmetricBeta(a, b)
-    if pdtype == "Gumbel":
-        return D.Independent(D.Gumbel(loc, scale), 1)
-    if pdtype == "LogNormal":
-        return D.Independent(D.LogNormal(loc, scale), 1)
-    raise ValueError(f"unknown action_pdtype '{pdtype}'")
+    return DISTRIBUTIONS.get(pdtype)(out, log_std, nvec)
+
+
+def _loc_log_scale(out: torch.Tensor, log_std: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A continuous head's [loc, log_scale], or loc alone with a state-independent `log_std`."""
+    return (out, log_std.expand_as(out)) if log_std is not None else out.chunk(2, dim=-1)
+
+
+def _loc_scale(out: torch.Tensor, log_std: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, log_scale = _loc_log_scale(out, log_std)
+    return loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+
+
+@DISTRIBUTIONS.register("Categorical")
+def _categorical(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
+    return D.Categorical(logits=out)
+
+
+@DISTRIBUTIONS.register("Argmax")
+def _argmax(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
+    return Argmax(logits=out)
+
+
+@DISTRIBUTIONS.register("GumbelSoftmax")
+def _gumbel_softmax(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
+    return GumbelSoftmax(logits=out)
+
+
+@DISTRIBUTIONS.register("MultiCategorical")
+def _multi_categorical(out: torch.Tensor, log_std: Any, nvec: list[int] | None) -> D.Distribution:
+    return MultiCategorical(out, nvec or [])
+
+
+@DISTRIBUTIONS.register("Bernoulli")
+def _bernoulli(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
+    return MultiBernoulli(out)
+
+
+@DISTRIBUTIONS.register("Normal")
+def _normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    return D.Independent(D.Normal(*_loc_scale(out, log_std)), 1)
+
+
+@DISTRIBUTIONS.register("NormalTanh")
+def _normal_tanh(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    return NormalTanh(*_loc_scale(out, log_std))
+
+
+@DISTRIBUTIONS.register("MultivariateNormal")
+def _multivariate_normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    loc, scale = _loc_scale(out, log_std)
+    return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
+
+
+@DISTRIBUTIONS.register("Beta")
+def _beta(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    loc, log_scale = _loc_log_scale(out, log_std)
+    # softplus(+1) keeps both concentrations above 1 (unimodal)
+    return SymmetricBeta(F.softplus(loc) + 1.0, F.softplus(log_scale) + 1.0)
+
+
+@DISTRIBUTIONS.register("Gumbel")
+def _gumbel(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    return D.Independent(D.Gumbel(*_loc_scale(out, log_std)), 1)
+
+
+@DISTRIBUTIONS.register("LogNormal")
+def _log_normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
+    return D.Independent(D.LogNormal(*_loc_scale(out, log_std)), 1)
 
 
 # ---- action policies (`action_policy`) ---------------------------------------------------------
@@ -213,15 +257,29 @@ def random_action(shape: tuple[int, ...], num_actions: int, device: torch.device
     return torch.randint(0, num_actions, shape, device=device)
 
 
-def select_action(policy: str, pd_fn, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
-    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
-    if policy == "epsilon_greedy":
-        return epsilon_greedy(out, explore_var)
-    if policy == "boltzmann":
-        return boltzmann(out, explore_var)
-    if policy == "random":
-        return random_action(out.shape[:1], num_actions, out.device)
+@POLICIES.register("default")
+def _sample(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
     return pd_fn(out).sample()
+
+
+@POLICIES.register("random")
+def _random(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return random_action(out.shape[:1], num_actions, out.device)
+
+
+@POLICIES.register("epsilon_greedy")
+def _epsilon_greedy(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return epsilon_greedy(out, explore_var)
+
+
+@POLICIES.register("boltzmann")
+def _boltzmann(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
+    return boltzmann(out, explore_var)
+
+
+def select_action(policy: str, pd_fn: Any, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
+    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
+    return POLICIES.get(policy)(out, pd_fn, explore_var, num_actions)
 
 
 def greedy(pd: D.Distribution) -> torch.Tensor:

@@ -6,14 +6,23 @@ Each is a pure function of the env frame count, so a schedule needs no state to 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
+from pydantic import field_validator, model_validator
 
+from looplab.registry import Registry
+from looplab.spec.schema import NonNegCount, Strict
+
+# schedules, keyed by the `name` of a `*_spec` value schedule
+SCHEDULES = Registry("schedule", "name")
+
+
+@SCHEDULES.register("no_decay")
 def no_decay(start_val: float, end_val: float, start_step: int, end_step: int, step: int) -> float:
     return start_val
 
 
+@SCHEDULES.register("linear_decay")
 def linear_decay(start_val: float, end_val: float, start_step: int, end_step: int, step: int) -> float:
     """Linear from start_val at start_step to end_val at end_step, constant outside."""
     if step <= start_step:
@@ -24,6 +33,7 @@ def linear_decay(start_val: float, end_val: float, start_step: int, end_step: in
     return start_val + frac * (end_val - start_val)
 
 
+@SCHEDULES.register("rate_decay")
 def rate_decay(
     start_val: float, end_val: float, start_step: int, end_step: int, step: int,
     decay_rate: float = 0.9, frequency: float = 20.0,
@@ -37,6 +47,7 @@ def rate_decay(
     return max(start_val * decay_rate**k, end_val)
 
 
+@SCHEDULES.register("periodic_decay")
 def periodic_decay(
     start_val: float, end_val: float, start_step: int, end_step: int, step: int, frequency: float = 60.0,
 ) -> float:
@@ -53,12 +64,29 @@ def periodic_decay(
     return max(val, end_val)
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {
-    "no_decay": no_decay,
-    "linear_decay": linear_decay,
-    "rate_decay": rate_decay,
-    "periodic_decay": periodic_decay,
-}
+class ScheduleSpec(Strict):
+    """A value schedule (`explore_var_spec`, `entropy_coef_spec`, `clip_eps_spec`); steps are env frames."""
+
+    name: str
+    start_val: float
+    end_val: float | None = None
+    start_step: NonNegCount = 0
+    end_step: NonNegCount = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SCHEDULES:
+            raise ValueError(SCHEDULES.unknown(v))
+        return v
+
+    @model_validator(mode="after")
+    def _steps(self) -> ScheduleSpec:
+        if self.end_val is None:
+            self.end_val = self.start_val
+        if self.end_step < self.start_step:
+            raise ValueError("end_step must not be before start_step")
+        return self
 
 
 class Schedule:
@@ -72,7 +100,7 @@ class Schedule:
         s = self.spec
         if s is None:
             return self.default
-        return float(SCHEDULES[s.name](s.start_val, s.end_val, s.start_step, s.end_step, frame))
+        return float(SCHEDULES.get(s.name)(s.start_val, s.end_val, s.start_step, s.end_step, frame))
 
     def end_value(self) -> float:
         return self.default if self.spec is None else float(self.spec.end_val)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from looplab import io
+from looplab.env.make import single_env_fn
 
 EPISODES = 100
 MAX_STEPS = 200_000
@@ -72,9 +73,7 @@ def random_baseline(env_name: str, kwargs: dict | None = None) -> float:
 
 
 def _measure(env_name: str, kwargs: dict[str, Any]) -> tuple[float, int]:
-    from looplab.env.make import _single_env_fn
-
-    env = _single_env_fn(env_name, kwargs)()
+    env = single_env_fn(env_name, kwargs)()
     env.action_space.seed(0)
     returns, steps = [], 0
     obs, _ = env.reset(seed=0)

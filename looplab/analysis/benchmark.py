@@ -19,7 +19,9 @@ import pandas as pd
 
 from looplab import io
 from looplab.analysis import graphs
-from looplab.analysis.report import _duration, _read_json
+from looplab.analysis.report import duration
+from looplab.errors import LoopLabError
+from looplab.runfolder import RESULT_PATTERNS, STATUS, RunPaths, graph_file, read_status
 from looplab.spec.suite import Suite, SuiteRow
 
 log = logging.getLogger("looplab")
@@ -37,7 +39,7 @@ def _num(v: Any) -> float | None:
 
 ARCHIVE = "runs"
 # what a finished row keeps in the output folder: enough to tabulate and graph it again, no checkpoints
-ARCHIVED = ("run.json", "*_spec.json", "*_trial_metrics_scalar*.json", "info/*.csv", "info/*.json")
+ARCHIVED = RESULT_PATTERNS
 
 
 def archive(root: Path, out: Path, run: str) -> Path:
@@ -51,7 +53,7 @@ def archive(root: Path, out: Path, run: str) -> Path:
 
 
 def archived(out: Path, run: str) -> bool:
-    return (out / ARCHIVE / run / "run.json").is_file()
+    return (out / ARCHIVE / run / STATUS).is_file()
 
 
 def run_root(data: Path, out: Path | None, run: str | None) -> Path | None:
@@ -74,16 +76,17 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
     root = run_root(data, out_dir, entry.get("run"))
     if root is None:
         return out
-    status = _read_json(root / "run.json")
+    status = read_status(root)
     name = str(status.get("spec_name") or root.name)
-    spec = _read_json(root / f"{name}_spec.json")
+    paths = RunPaths(root, name)
+    spec = io.read_json_object(paths.spec())
     meta, env = spec.get("meta") or {}, spec.get("env") or {}
     out.update(git_sha=meta.get("git_sha"), git_dirty=meta.get("git_dirty"), sessions=meta.get("max_session"),
                frames=env.get("max_frame"))
-    trial = _read_json(root / f"{name}_t0_trial_metrics_scalar.json")
+    trial = io.read_json_object(paths.trial_metrics(0))
     for k in ("total_reward_ma", "total_reward_ma_iqm", "total_reward_ma_ci_low", "total_reward_ma_ci_high"):
         out[k] = _num(trial.get(k))
-    out["eval_total_reward_ma"] = _num(_read_json(root / "info" / f"{name}_t0_trial_metrics_scalar_eval.json")
+    out["eval_total_reward_ma"] = _num(io.read_json_object(paths.trial_info_metrics(0, "eval", scalar=True))
                                        .get("total_reward_ma"))
     fps = [df["fps"].iloc[-1] for df in _session_dfs(root, name) if len(df) and "fps" in df]
     fps = [f for f in fps if _num(f) is not None]
@@ -96,8 +99,6 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
 
 
 def _session_dfs(root: Path, name: str) -> list[pd.DataFrame]:
-    from looplab.experiment.paths import RunPaths
-
     return graphs.trial_session_dfs(RunPaths(root, name), 0)
 
 
@@ -140,7 +141,7 @@ def table_markdown(records: list[dict]) -> str:
                  _f(r["eval_total_reward_ma"]), _f(r["reference"]), _mark(r["beats_reference"]),
                  "–" if r["target"] is None else f"> {_f(r['target'], 0)}", _mark(r["beats_target"]),
                  _short(r["frames"]), "–" if r["sessions"] is None else str(r["sessions"]),
-                 "–" if r["wall_time_s"] is None else _duration(r["wall_time_s"]),
+                 "–" if r["wall_time_s"] is None else duration(r["wall_time_s"]),
                  "–" if r["fps"] is None else f"{r['fps']:,.0f}", _sha(r),
                  f"`{r['run']}`" if r["run"] else "–", status.replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -192,7 +193,7 @@ def env_graphs(records: list[dict], data: Path, out: Path) -> dict[str, Path]:
         root = run_root(data, out, r["run"])
         if root is None:
             continue
-        dfs = _session_dfs(root, str(_read_json(root / "run.json").get("spec_name") or root.name))
+        dfs = _session_dfs(root, str(read_status(root).get("spec_name") or root.name))
         if not dfs:
             continue
         trials = by_env.setdefault(r["env"], {})
@@ -201,7 +202,7 @@ def env_graphs(records: list[dict], data: Path, out: Path) -> dict[str, Path]:
     written = {}
     for env, trials in by_env.items():
         paths = graphs.multi_trial_graphs(out / "graphs", env_slug(env), trials, title=env)
-        png = out / "graphs" / f"{env_slug(env)}_multi_trial_graph_{MA_GRAPH}_vs_frames.png"
+        png = graph_file(out / "graphs", env_slug(env), "multi_trial_graph", MA_GRAPH)
         if png in paths:
             written[env] = png
     return written
@@ -223,7 +224,7 @@ def publish(suite: Suite, records: list[dict], command: str, out: Path, path: Pa
     graph_dir = path.parent / f"{path.stem}_graphs"
     links = {}
     for env in dict.fromkeys(r["env"] for r in records):
-        png = out / "graphs" / f"{env_slug(env)}_multi_trial_graph_{MA_GRAPH}_vs_frames.png"
+        png = graph_file(out / "graphs", env_slug(env), "multi_trial_graph", MA_GRAPH)
         if png.is_file():
             target = graph_dir / f"{suite.name}_{env_slug(env)}.png"
             io.atomic_write(target, lambda f, src=png: f.write(src.read_bytes()), binary=True)
@@ -233,8 +234,6 @@ def publish(suite: Suite, records: list[dict], command: str, out: Path, path: Pa
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
     except (OSError, UnicodeDecodeError) as e:
-        from looplab.errors import LoopLabError
-
         raise LoopLabError(f"--publish {path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     if begin in text and end in text:
         pre, rest = text.split(begin, 1)

@@ -3,79 +3,37 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from looplab import io
+from looplab.agent.validate import validate_spec
 from looplab.analysis import graphs
+from looplab.analysis.baseline import random_baseline
 from looplab.analysis.metrics import session_metrics, write_session_metrics, write_trial_metrics
+from looplab.analysis.report import duration, fmt, write_report
+from looplab.env.make import env_kwargs
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.runfolder import STATUS, RunPaths, alive, data_dir, is_run, open_run, read_status, run_state
 from looplab.spec.catalog import matches
 
 log = logging.getLogger("looplab")
-SPEC_RE = re.compile(r"^(.+?)(?:_t\d+)?_spec\.json$")
-
-
-def open_run(run_dir: str | Path) -> RunPaths:
-    """The run folder at `run_dir`, or a one-line error if it is missing or not a run folder."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise LoopLabError(f"{run_dir}: no such run folder")
-    status = _status(root)
-    name = status.get("spec_name")
-    if not name:
-        specs = sorted(p.name for p in root.glob("*_spec.json") if SPEC_RE.match(p.name))
-        name = SPEC_RE.match(specs[0]).group(1) if specs else None
-    if not name or not (root / "info").is_dir():
-        raise LoopLabError(f"{run_dir}: not a run folder (expected run.json or NAME_spec.json, and info/)")
-    return RunPaths(root, name)
-
-
-def _status(root: Path) -> dict:
-    try:
-        out = io.read_json(root / "run.json")
-        return out if isinstance(out, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def run_state(status: dict) -> str:
-    """finished / running / interrupted / failed; a 'running' run whose process is gone was interrupted."""
-    st = status.get("status", "unknown")
-    if st == "running" and "pid" in status and not _alive(status["pid"]):
-        return "interrupted"
-    return st
 
 
 # ---- report / analyze -----------------------------------------------------------------------------
 def report(run_dir: str | Path) -> Path:
-    from looplab.analysis.report import write_report
-
     return write_report(open_run(run_dir))
 
 
 def analyze(run_dir: str | Path) -> Path:
     """Recompute every session and trial metric and graph of a stopped run from its files; then the report."""
-    from looplab.analysis.report import write_report
-
     paths = open_run(run_dir)
-    status = _status(paths.root)
-    if status.get("status") == "running" and _alive(status.get("pid")):
+    status = read_status(paths.root)
+    if status.get("status") == "running" and alive(status.get("pid")):
         raise LoopLabError(f"{run_dir}: the run is still running (pid {status['pid']}); analyze it once it stops")
     trials = graphs.trial_indices(paths)
     if not trials:
@@ -112,16 +70,23 @@ def analyze_trial(paths: RunPaths, trial: int, baseline: float, kind: str = "tra
     return metrics
 
 
+def write_trial_results(paths: RunPaths, trial: int, num_sessions: int, scalars: list[dict], baseline: float) -> dict:
+    """A trial's metrics from its sessions that finished (a non-empty scalar each), its graphs, and its
+    evaluation metrics where the spec evaluates; returns the trial metrics."""
+    done = [s for s in range(num_sessions) if scalars[s]]
+    dfs = [pd.read_csv(paths.session_df(trial, s)) for s in done]
+    metrics = write_trial_metrics(paths, trial, dfs, [scalars[s] for s in done], baseline)
+    graphs.trial_graphs(paths, trial, num_sessions)
+    analyze_trial(paths, trial, baseline, "eval", sessions=False)
+    return metrics
+
+
 def _baseline(paths: RunPaths, trial: int) -> float:
     """The random baseline saved with the trial's metrics, else measured (and cached) for the saved spec's env."""
     saved = graphs.saved_baseline(paths, trial)
     if saved is not None:
         return saved
-    from looplab.analysis.baseline import random_baseline
-    from looplab.env.make import env_kwargs
-    from looplab.spec import validate_spec
-
-    for f in (paths.root / f"{paths.prename(trial)}_spec.json", paths.root / f"{paths.prename()}_spec.json"):
+    for f in (paths.spec(trial), paths.spec()):
         if f.exists():
             spec = validate_spec(io.read_json(f), str(f), paths.name, check_env=False)
             return random_baseline(spec.env.name, env_kwargs(spec.env))
@@ -159,7 +124,7 @@ def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]
         return []
     rows = []
     for d in root.iterdir():
-        if not d.is_dir() or not (d / "run.json").exists():
+        if not d.is_dir() or not is_run(d):
             continue
         if not matches(d.name, pattern):
             continue
@@ -169,7 +134,7 @@ def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]
 
 def run_row(d: Path) -> dict:
     """The `looplab list` row of one run folder (plus `_mtime`, for sorting)."""
-    st = _status(d)
+    st = read_status(d)
     state = run_state(st)
     frame, ma = st.get("frame"), st.get("total_reward_ma")
     if frame is None or ma is None:  # running or stopped early: the sessions' latest rows tell how far it got
@@ -183,12 +148,13 @@ def run_row(d: Path) -> dict:
     return {"name": d.name, "date": st.get("started", ""), "env": st.get("env", ""),
             "algorithm": st.get("algorithm", ""), "frames": frame, "total_reward_ma": ma,
             "strength": st.get("strength"), "wall time": wall, "status": state,
-            "_mtime": (d / "run.json" if (d / "run.json").exists() else d).stat().st_mtime}
+            "_mtime": (d / STATUS if is_run(d) else d).stat().st_mtime}
 
 
 def _latest(d: Path, name: str) -> tuple[int | None, float | None]:
     frames, mas = [], []
-    for p in (d / "info").glob(f"{name}_t*_s*_session_df_train.csv"):
+    paths = RunPaths(d, name)
+    for p in paths.info_dir.glob(paths.session_dfs(kind="train")):
         try:
             last = pd.read_csv(p).iloc[-1]
         except Exception:
@@ -203,8 +169,6 @@ def print_runs(rows: list[dict], data: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from looplab.analysis.report import _duration, _fmt
-
     console = Console(width=None if sys.stdout.isatty() else 200)  # piped: never truncate names
     if not rows:
         console.print(f"no runs in {data_dir(data)}")
@@ -215,8 +179,8 @@ def print_runs(rows: list[dict], data: str | None = None) -> None:
         table.add_column(c, justify="right" if c in ("frames", "total_reward_ma", "strength", "wall time") else "left",
                          no_wrap=c in ("name", "date"))
     for r in rows:
-        cells = [_fmt(r[c]) if c not in ("wall time", "status") else "" for c in LIST_COLS]
-        cells[LIST_COLS.index("wall time")] = _duration(r["wall time"]) if r["wall time"] is not None else "–"
+        cells = [fmt(r[c]) if c not in ("wall time", "status") else "" for c in LIST_COLS]
+        cells[LIST_COLS.index("wall time")] = duration(r["wall time"]) if r["wall time"] is not None else "–"
         color = colors.get(r["status"], "white")
         cells[LIST_COLS.index("status")] = f"[{color}]{r['status']}[/{color}]"
         table.add_row(*cells)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from looplab import io  # noqa: E402
 from looplab.analysis.metrics import METRICS_COLS, moving_average  # noqa: E402
+from looplab.runfolder import graph_file, kind_suffix, open_run  # noqa: E402
 
 log = logging.getLogger("looplab")
 
@@ -69,8 +69,9 @@ def read_session_df(path: Path) -> pd.DataFrame:
 
 def session_indices(paths: Any, trial: int, kind: str = "train") -> list[int]:
     """The sessions of a trial that wrote a dataframe, in order."""
-    pattern = re.compile(rf"^{re.escape(paths.prename(trial))}_s(\d+)_session_df_{kind}\.csv$")
-    return sorted(int(m.group(1)) for p in (paths.root / "info").glob("*.csv") if (m := pattern.match(p.name)))
+    pattern = paths.session_df_re(kind)
+    return sorted(int(m.group(2)) for p in paths.info_dir.glob("*.csv")
+                  if (m := pattern.match(p.name)) and int(m.group(1)) == trial)
 
 
 def trial_session_dfs(paths: Any, trial: int, kind: str = "train") -> list[pd.DataFrame]:
@@ -256,16 +257,11 @@ def render(panels: Sequence[Panel], title: str, png_path, html_path: Path | None
 
 # ---- the four levels ------------------------------------------------------------------------------
 def session_html(paths: Any, trial: int, session: int, kind: str = "train") -> Path:
-    return paths.file("graph", trial, session, f"session_graph_{kind}.html")
+    return paths.session_graph(trial, session, kind)
 
 
 def trial_html(paths: Any, trial: int, kind: str = "train") -> Path:
-    return paths.root / f"{paths.prename(trial)}_trial_graph{_kind_suffix(kind)}.html"
-
-
-def _kind_suffix(kind: str) -> str:
-    """Trial graphs keep SLM Lab's names for training; evaluation ones say `_eval`."""
-    return "" if kind == "train" else f"_{kind}"
+    return paths.trial_graph(trial, kind)
 
 
 def session_graphs(paths: Any, trial: int, session: int, kind: str = "train") -> list[Path]:
@@ -278,7 +274,7 @@ def session_graphs(paths: Any, trial: int, session: int, kind: str = "train") ->
         log.error("graph %s could not be drawn: %s: %s", name, type(e).__name__, e)
         return []
     return render(panels, paths.prename(trial, session),
-                  lambda key: paths.file("graph", trial, session, f"session_graph_{kind}_{key}_vs_frames.png"),
+                  lambda key: paths.session_graph(trial, session, kind, key),
                   session_html(paths, trial, session, kind), library_dir(paths))
 
 
@@ -300,14 +296,14 @@ def trial_graphs(paths: Any, trial: int, num_sessions: int | None = None, kind: 
     except Exception as e:
         log.error("graph %s could not be drawn: %s: %s", name, type(e).__name__, e)
         return []
-    return render(panels, paths.prename(trial) + _kind_suffix(kind),
-                  lambda key: paths.root / f"{paths.prename(trial)}_trial_graph{_kind_suffix(kind)}_{key}_vs_frames.png",
+    return render(panels, paths.prename(trial) + kind_suffix(kind),
+                  lambda key: paths.trial_graph(trial, kind, key),
                   trial_html(paths, trial, kind), library_dir(paths))
 
 
 def saved_baseline(paths: Any, trial: int) -> float | None:
     try:
-        v = io.read_json(paths.root / f"{paths.prename(trial)}_trial_metrics_scalar.json").get("random_baseline")
+        v = io.read_json(paths.trial_metrics(trial)).get("random_baseline")
         return None if v is None else float(v)
     except (OSError, ValueError):
         return None
@@ -331,7 +327,7 @@ def experiment_graphs(run_root: Path, name: str, experiment_df: pd.DataFrame, se
     """
     run_root = Path(run_root)
     metric_cols = [m for m in (metric_cols or EXPERIMENT_METRICS) if m in experiment_df.columns]
-    png, html = run_root / f"{name}_experiment_graph.png", run_root / f"{name}_experiment_graph.html"
+    png, html = graph_file(run_root, name, "experiment_graph"), graph_file(run_root, name, "experiment_graph", ext="html")
     out = [_draw(png.name, _experiment_png, experiment_df, searched_cols, metric_cols, name, png),
            _draw(html.name, lambda p: write_html(experiment_figure(experiment_df, searched_cols, metric_cols, name), p,
                                                  lib_dir), html)]
@@ -452,14 +448,12 @@ def multi_trial_graphs(run_root: Path, name: str,
         log.error("graph %s_multi_trial_graph could not be drawn: %s: %s", name, type(e).__name__, e)
         return []
     return render(panels, title or name,
-                  lambda key: run_root / f"{name}_multi_trial_graph_{key}_vs_frames.png",
-                  run_root / f"{name}_multi_trial_graph.html", lib_dir)
+                  lambda key: graph_file(run_root, name, "multi_trial_graph", key),
+                  graph_file(run_root, name, "multi_trial_graph", ext="html"), lib_dir)
 
 
 def runs_trials(run_dirs: Sequence[str | Path], kind: str = "train") -> dict[str, list[pd.DataFrame]]:
     """`label -> session dataframes` for every trial of every run folder; labels are unique."""
-    from looplab.analysis.commands import open_run
-
     out: dict[str, list[pd.DataFrame]] = {}
     for d in run_dirs:
         paths = open_run(d)
@@ -473,5 +467,5 @@ def runs_trials(run_dirs: Sequence[str | Path], kind: str = "train") -> dict[str
 
 
 def trial_indices(paths: Any, kind: str = "train") -> list[int]:
-    pattern = re.compile(rf"^{re.escape(paths.name)}_t(\d+)_s\d+_session_df_{kind}\.csv$")
-    return sorted({int(m.group(1)) for p in (paths.root / "info").glob("*.csv") if (m := pattern.match(p.name))})
+    pattern = paths.session_df_re(kind)
+    return sorted({int(m.group(1)) for p in paths.info_dir.glob("*.csv") if (m := pattern.match(p.name))})

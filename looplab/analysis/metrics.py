@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from looplab import io
+from looplab.analysis.statistics import bootstrap_ci, iqm
 
 MA_WINDOW = 100
 METRICS_COLS = ["frame", "total_reward_ma", "strength", "max_strength", "final_strength",
@@ -138,8 +139,6 @@ def _cum_efficiency(s: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 def trial_metrics(session_dfs: list[pd.DataFrame], session_scalars: list[dict], random_baseline: float) -> dict:
     """Means of the session metrics plus consistency, IQM and a bootstrap CI of the final return."""
-    from looplab.analysis.statistics import bootstrap_ci, iqm
-
     keys = ["total_reward_ma", "strength", "max_strength", "final_strength", "sample_efficiency",
             "training_efficiency", "stability"]
     # a session that finished no episode has None metrics: it is left out of the means
@@ -176,8 +175,8 @@ def write_session_metrics(paths: Any, trial: int, session: int, df: pd.DataFrame
                           kind: str = "train") -> dict:
     """Compute and write `info/..._session_metrics[_scalar]_{kind}.json`; returns the scalar metrics."""
     metrics = session_metrics(df, random_baseline)
-    io.write_json(paths.file("info", trial, session, f"session_metrics_{kind}.json"), metrics)
-    io.write_json(paths.file("info", trial, session, f"session_metrics_scalar_{kind}.json"), metrics["scalar"])
+    io.write_json(paths.session_metrics(trial, session, kind), metrics)
+    io.write_json(paths.session_metrics(trial, session, kind, scalar=True), metrics["scalar"])
     return metrics["scalar"]
 
 
@@ -187,10 +186,9 @@ def write_trial_metrics(paths: Any, trial: int, session_dfs: list[pd.DataFrame],
     returns the scalar metrics."""
     metrics = trial_metrics(session_dfs, session_scalars, random_baseline)
     metrics["random_baseline"] = random_baseline
-    suffix = "" if kind == "train" else f"_{kind}"
     if kind == "train":
-        io.write_json(paths.root / f"{paths.prename(trial)}_trial_metrics_scalar.json", metrics)
-    io.write_json(paths.file("info", trial, None, f"trial_metrics_scalar{suffix}.json"), metrics)
-    io.write_json(paths.file("info", trial, None, f"trial_metrics{suffix}.json"),
+        io.write_json(paths.trial_metrics(trial), metrics)
+    io.write_json(paths.trial_info_metrics(trial, kind, scalar=True), metrics)
+    io.write_json(paths.trial_info_metrics(trial, kind),
                   {"scalar": metrics, "sessions": session_scalars})
     return metrics

@@ -19,6 +19,7 @@ import pandas as pd
 from looplab import io
 from looplab.analysis import graphs
 from looplab.analysis.metrics import METRIC_DOCS, session_metrics
+from looplab.runfolder import model_file_kind, open_run, read_status
 
 log = logging.getLogger("looplab")
 
@@ -62,7 +63,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
 """
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "–"
     if isinstance(v, bool):
@@ -76,15 +77,7 @@ def _fmt(v: Any) -> str:
 
 
 def _e(v: Any) -> str:
-    return html.escape(_fmt(v))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        out = io.read_json(path)
-        return out if isinstance(out, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return html.escape(fmt(v))
 
 
 def _fig_div(fig: Any, div_id: str) -> str:
@@ -96,9 +89,8 @@ class Report:
 
     def __init__(self, paths: Any):
         self.paths = paths
-        self.status = _read_json(paths.root / "run.json")
-        self.spec = _read_json(paths.root / f"{paths.prename()}_spec.json") or _read_json(
-            paths.root / f"{paths.prename(0)}_spec.json")
+        self.status = read_status(paths.root)
+        self.spec = io.read_json_object(paths.spec()) or io.read_json_object(paths.spec(0))
         self.meta = self.spec.get("meta", {}) if isinstance(self.spec.get("meta"), dict) else {}
         self.trials = graphs.trial_indices(paths)
         self.figures = 0
@@ -114,7 +106,7 @@ class Report:
                 f"{html.escape(str(self.status.get('mode', '?')))} · {html.escape(str(self.paths.root))}</div></header>")
 
     def summary(self) -> str:
-        m = _read_json(self.paths.root / f"{self.paths.prename(0)}_trial_metrics_scalar.json") if self.trials else {}
+        m = io.read_json_object(self.paths.trial_metrics(0)) if self.trials else {}
         ci = ""
         if m.get("total_reward_ma_ci_low") is not None:
             ci = f" <span class='muted' style='font-size:12px'>[{_e(m['total_reward_ma_ci_low'])}, " \
@@ -125,7 +117,7 @@ class Report:
                  ("consistency", _e(m.get("consistency"))),
                  ("frames", _e(m.get("frame", self.status.get("frame")))),
                  ("sessions", _e(m.get("num_sessions"))),
-                 ("wall time", html.escape(_duration(wall)) if wall is not None else "–"),
+                 ("wall time", html.escape(duration(wall)) if wall is not None else "–"),
                  ("started", _e(self.status.get("started"))),
                  ("finished", _e(self.status.get("finished")))]
         body = "".join(f"<div class='card'><div class='k'>{k}</div><div class='v'>{v}</div></div>" for k, v in cards)
@@ -137,17 +129,17 @@ class Report:
         rows = []
         baseline = None
         for t in self.trials:
-            tm = _read_json(self.paths.root / f"{self.paths.prename(t)}_trial_metrics_scalar.json")
+            tm = io.read_json_object(self.paths.trial_metrics(t))
             baseline = tm.get("random_baseline", baseline)
             rows.append(("trial", f"{self.paths.prename(t)} (trial)", tm))
             for s in self._sessions(t):
                 rows.append(("session", self.paths.prename(t, s), self._session_scalar(t, s, tm)))
-            em = _read_json(self.paths.file("info", t, None, "trial_metrics_scalar_eval.json"))
+            em = io.read_json_object(self.paths.trial_info_metrics(t, "eval", scalar=True))
             if em:  # evaluation episodes (meta.rigorous_eval)
                 rows.append(("trial", f"{self.paths.prename(t)} eval (trial)", em))
                 for s in graphs.session_indices(self.paths, t, "eval"):
                     rows.append(("session", f"{self.paths.prename(t, s)} eval",
-                                 _read_json(self.paths.file("info", t, s, "session_metrics_scalar_eval.json"))))
+                                 io.read_json_object(self.paths.session_metrics(t, s, "eval", scalar=True))))
         if not rows:
             return "<section><h2>Metrics</h2><p class='muted'>no session has logged a checkpoint yet</p></section>"
         head = "".join(f"<th title='{html.escape(METRIC_DOCS.get(c, ''))}'>{c.replace('total_reward_ma_', '')}</th>"
@@ -164,7 +156,7 @@ class Report:
         return graphs.session_indices(self.paths, t)
 
     def _session_scalar(self, t: int, s: int, tm: dict) -> dict:
-        m = _read_json(self.paths.file("info", t, s, "session_metrics_scalar_train.json"))
+        m = io.read_json_object(self.paths.session_metrics(t, s, "train", scalar=True))
         if m or tm.get("random_baseline") is None:
             return m
         try:  # a running or interrupted session has no metrics file yet: compute them from its dataframe
@@ -174,7 +166,7 @@ class Report:
 
     def graphs(self) -> str:
         parts = []
-        exp_csv = self.paths.root / f"{self.paths.name}_experiment_df.csv"
+        exp_csv = self.paths.experiment_df()
         if exp_csv.exists():
             parts.append(self._graph("experiment graph", lambda: self._experiment_figure(exp_csv)))
         if len(self.trials) > 1:
@@ -219,11 +211,11 @@ class Report:
         return f"<div class='graph'>{_fig_div(fig, f'graph-{self.figures}')}</div>"
 
     def checkpoints(self) -> str:
-        files = sorted((self.paths.root / "model").glob("*")) if (self.paths.root / "model").is_dir() else []
+        files = sorted(self.paths.model_dir.glob("*")) if self.paths.model_dir.is_dir() else []
         if not files:
             return "<section><h2>Checkpoints</h2><p class='muted'>none</p></section>"
         rows = "".join(f"<tr><td><a href='model/{html.escape(p.name)}'>{html.escape(p.name)}</a></td>"
-                       f"<td>{io.format_bytes(p.stat().st_size)}</td><td>{_kind(p.name)}</td></tr>" for p in files if p.is_file())
+                       f"<td>{io.format_bytes(p.stat().st_size)}</td><td>{model_file_kind(p.name)}</td></tr>" for p in files if p.is_file())
         return (f"<section><h2>Checkpoints</h2><div class='scroll'><table><tr><th>file</th><th>size</th>"
                 f"<th>what</th></tr>{rows}</table></div></section>")
 
@@ -258,27 +250,17 @@ class Report:
                   f"</footer></main>{graphs.missing_plotly_note(src)}</body></html>")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     s = int(round(float(seconds)))
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s" if m else f"{s}s"
 
 
-def _kind(name: str) -> str:
-    if "ckpt-best" in name:
-        return "best (highest total_reward_ma)"
-    if name.endswith("ckpt.pt"):
-        return "resume checkpoint (full state)"
-    return "optimizer, final" if name.endswith("_optim.pt") else "final"
-
-
 def write_report(paths: Any) -> Path:
     """Write `RUN_DIR/index.html` and return its path; `paths` is a RunPaths or a run folder."""
     if isinstance(paths, str | Path):
-        from looplab.analysis.commands import open_run
-
         paths = open_run(paths)
-    out = paths.root / "index.html"
+    out = paths.report
     io.write_text(out, Report(paths).render(out))
     return out

@@ -21,7 +21,7 @@ log = logging.getLogger("looplab")
 
 
 def event_dir(paths: Any, trial: int, session: int) -> Path:
-    return paths.root / "log" / paths.prename(trial, session)
+    return paths.board_dir(trial, session)
 
 
 class SessionBoard:
@@ -92,7 +92,7 @@ class SessionBoard:
 def _spec_markdown(paths: Any, trial: int, spec: Any) -> str:
     """The resolved spec as saved in the run folder (falls back to the in-memory spec)."""
     try:
-        text = (paths.root / f"{paths.prename(trial)}_spec.json").read_text()
+        text = paths.spec(trial).read_text()
     except OSError:
         dump = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
         text = json.dumps(dump, indent=2, default=str)

@@ -130,7 +130,7 @@ class EnvInfo:
         return len(self.state_shape) == 3
 
 
-def _single_env_fn(env_id: str, kwargs: dict, render_mode: str | None = None):
+def single_env_fn(env_id: str, kwargs: dict, render_mode: str | None = None):
     def make() -> gym.Env:
         _register_families(env_id)
         atari = is_atari(env_id)
@@ -158,7 +158,7 @@ def probe_env(spec: Any) -> EnvInfo:
     """Make one env to check the spec's env keys and read its spaces; closes it again."""
     env_spec = spec.env
     try:
-        env = _single_env_fn(env_spec.name, env_kwargs(env_spec))()
+        env = single_env_fn(env_spec.name, env_kwargs(env_spec))()
     except SpecError:
         raise
     except Exception as e:  # any error from an env constructor is a spec problem here
@@ -231,7 +231,7 @@ class Env:
                                          autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
                                          **{"reward_clipping": False, **kwargs})
             else:
-                fns = [_single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
+                fns = [single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
                 if mode == "pool":
                     self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
                 else:

@@ -25,11 +25,10 @@ from typing import Any
 
 from looplab import io
 from looplab.analysis import benchmark as table
-from looplab.analysis.commands import _alive, _status
 from looplab.errors import LoopLabError, SpecError
-from looplab.experiment.paths import data_dir
-from looplab.experiment.resume import code_shas
+from looplab.experiment.resume import code_shas, resume_trial
 from looplab.experiment.run import execute, prepare, redacted_command, start_trial
+from looplab.runfolder import RunPaths, alive, data_dir, read_status
 from looplab.spec.suite import Suite, SuiteRow, load_suite
 
 log = logging.getLogger("looplab.benchmark")
@@ -79,7 +78,7 @@ class State:
 
     def lock(self) -> None:
         pid = self.doc.get("pid")
-        if pid and pid != os.getpid() and _alive(pid):
+        if pid and pid != os.getpid() and alive(pid):
             raise LoopLabError(f"{self.path}: another looplab benchmark (pid {pid}) is running this suite")
         self.doc["pid"] = os.getpid()
         self.save()
@@ -168,7 +167,7 @@ class Benchmark:
             return "skip", root  # its record is kept in the output folder, with or without the run folder
         if root is None or not root.is_dir():
             return "start", None
-        run_status = _status(root).get("status")
+        run_status = read_status(root).get("status")
         if run_status == "finished":
             if entry.get("status") != "finished":  # killed between the trial's end and the state's update
                 self.close_segment(entry, "finished", end=_last_write(root, entry.get("segment_started")))
@@ -178,7 +177,7 @@ class Benchmark:
             return "skip", root
         if entry.get("status") == "failed":
             return "start", None
-        saved_spec = root / f"{_status(root).get('spec_name') or p.spec.name}_spec.json"
+        saved_spec = RunPaths(root, read_status(root).get("spec_name") or p.spec.name).spec()
         if not saved_spec.exists():
             return "start", None  # killed before the run folder held its spec: nothing to continue
         made_by, current = code_shas(json.loads(saved_spec.read_text()))
@@ -202,8 +201,6 @@ class Benchmark:
         self.state.save()
 
     def run_row(self, p: Planned, action: str, root: Path | None) -> None:
-        from looplab.experiment.resume import resume_trial
-
         entry = self.state.rows.get(p.row.name) if action == "resume" else None
         if entry is not None and entry.get("segment_started") is not None:
             # the last invocation was killed in this row: its time ends at the last file the run wrote

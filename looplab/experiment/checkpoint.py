@@ -1,4 +1,4 @@
-"""Full session checkpoints: everything a session needs to continue bit for bit, and clean stops.
+"""Full session checkpoints: everything a session needs to continue bit for bit.
 
 A checkpoint holds the algorithm's state (nets, optimizers with lr schedulers, memory contents,
 extra state), the clock, the session's tracker rows and best-so-far, every RNG (Python, NumPy's
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -188,65 +187,3 @@ def load(path: Path) -> dict:
     if not isinstance(d, dict) or d.get("version") != VERSION:
         raise LoopLabError(f"checkpoint {path} has an unknown format")
     return decode(d)
-
-
-# ---- clean stops on SIGINT / SIGTERM ------------------------------------------------------------------
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by a signal after saving its state; exit code 128 + signal number."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.exit_code = 128 + signum
-
-
-class StopFlag:
-    """Set by the signal handler, read once per vector step by the session loop."""
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self.forward: list[int] = []  # session process ids the signal is passed on to
-        self.force_on_repeat = True
-
-    def handler(self, signum: int, frame: Any) -> None:
-        if self.signum:
-            if self.force_on_repeat:  # a second Ctrl-C: stop now, without the final checkpoint
-                raise KeyboardInterrupt
-            return
-        self.signum = signum
-        import os
-
-        for pid in list(self.forward):
-            try:
-                os.kill(pid, signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
-            except OSError:
-                pass
-
-
-STOP = StopFlag()
-
-
-def install_stop_handlers(force_on_repeat: bool = True, reset: bool = True) -> None:
-    """Turn SIGINT/SIGTERM into a request to stop at the next step (main thread only).
-
-    Session processes get the terminal's Ctrl-C and the parent's forwarded signal: they never force,
-    and keep a stop request across sessions (a queued session must not start after the stop).
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if reset:
-        STOP.signum = 0
-    STOP.forward = []
-    STOP.force_on_repeat = force_on_repeat
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, STOP.handler)
-
-
-def restore_default_handlers() -> None:
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)

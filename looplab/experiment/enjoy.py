@@ -19,13 +19,16 @@ import pandas as pd
 import torch
 
 from looplab import io
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
 from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import SUBDIRS, RunPaths, data_dir
-from looplab.experiment.resume import load_run, run_name
-from looplab.registry import ALGORITHMS
+from looplab.experiment.resume import load_run
+from looplab.runfolder import SUBDIRS, RunPaths, data_dir, run_name
+from looplab.spec import parse_set
+from looplab.spec.load import apply_overrides
 
 log = logging.getLogger("looplab")
 SESSION_RE = re.compile(r"_t(\d+)_s(\d+)")
@@ -48,7 +51,7 @@ def locate(target: str) -> tuple[Path, int | None]:
 def best_session(paths: RunPaths, session: int | None) -> tuple[int, dict]:
     """The session to replay and its best checkpoint."""
     found = {}
-    for f in sorted((paths.root / "model").glob(f"{paths.prename(0)}_s*_ckpt-best.pt")):
+    for f in sorted(paths.model_dir.glob(paths.checkpoints(0, best=True))):
         m = SESSION_RE.search(f.name)
         if m:
             found[int(m.group(2))] = f
@@ -131,9 +134,6 @@ def run_enjoy(spec_file: str, spec_name: str, target: str | None, set_vars: list
               overrides: list[str] | None, data: str | None, quiet: bool, render: bool = False,
               record: bool = False, episodes: int = 5) -> Path:
     """Replay the best checkpoint of the run `target` into a new run folder; returns that folder."""
-    from looplab.spec import parse_set, validate_spec
-    from looplab.spec.load import apply_overrides
-
     if not target:
         raise LoopLabError("enjoy needs a run: enjoy@RUN_DIR or enjoy@RUN_DIR/model/NAME_t0_s0_...")
     if episodes < 1:
@@ -144,9 +144,9 @@ def run_enjoy(spec_file: str, spec_name: str, target: str | None, set_vars: list
     src = RunPaths(root, name)
     index, best = best_session(src, session)
     raw = dict(raw)
-    apply_overrides(raw, parse_set(overrides), str(root / f"{name}_spec.json"), name)
+    apply_overrides(raw, parse_set(overrides), str(src.spec()), name)
     raw["env"] = {**raw["env"], "num_envs": 1, "vectorization_mode": "sync"}
-    spec = validate_spec(raw, str(root / f"{name}_spec.json"), name, check_env=False)
+    spec = validate_spec(raw, str(src.spec()), name, check_env=False)
     render_mode = None
     if record:
         render_mode = "rgb_array"
@@ -164,8 +164,8 @@ def run_enjoy(spec_file: str, spec_name: str, target: str | None, set_vars: list
     seed = int((raw.get("meta") or {}).get("random_seed") or 0)
     log.info("enjoy: %s session %d (best ma %.2f at frame %d) -> %s", root, index, best["best_ma"], best["frame"],
              out.root)
-    io.write_json(out.root / f"{name}_spec.json", raw)
-    io.write_json(out.root / "run.json", {
+    io.write_json(out.spec(), raw)
+    io.write_json(out.status, {
         "status": "running", "mode": "enjoy", "spec_name": name, "env": spec.env.name,
         "algorithm": spec.algorithm.name, "source": str(root), "source_session": index,
         "source_frame": best["frame"], "started": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -174,16 +174,16 @@ def run_enjoy(spec_file: str, spec_name: str, target: str | None, set_vars: list
     metrics = {"episodes": len(df), "total_reward_mean": float(df["total_reward"].mean()) if len(df) else None,
                "total_reward_std": float(df["total_reward"].std(ddof=0)) if len(df) else None,
                "source": str(root), "source_session": index, "source_frame": best["frame"]}
-    io.write_json(out.file("info", 0, 0, "session_metrics_enjoy.json"), metrics)
+    io.write_json(out.session_metrics(0, 0, "enjoy"), metrics)
     video = None
     if frames:
         fps = int((getattr(spec.env, "model_extra", None) or {}).get("render_fps", 0) or 30)
-        video = write_video(out.file(None, 0, 0, "enjoy"), frames, fps)
+        video = write_video(out.video(0, 0), frames, fps)
         log.info("enjoy: video %s (%d frames)", video, len(frames))
-    status = io.read_json(out.root / "run.json")
+    status = io.read_json(out.status)
     status.update(status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
                   total_reward_ma=metrics["total_reward_mean"], video=str(video) if video else None)
-    io.write_json(out.root / "run.json", status)
+    io.write_json(out.status, status)
     if not quiet:
         print(f"enjoy: {len(df)} episode(s), mean return {metrics['total_reward_mean']}")
         print(f"run folder: {out.root}")

@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 
 from looplab import io
+from looplab.analysis.graphs import session_graphs
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.env import Env
 from looplab.experiment import checkpoint
-from looplab.experiment.checkpoint import STOP
-from looplab.experiment.paths import RunPaths
 from looplab.experiment.seeds import derived_seed, eval_seed, seed_everything
+from looplab.experiment.stop import STOP
+from looplab.runfolder import RunPaths
 
 log = logging.getLogger("looplab")
 EVAL_COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "total_reward", "total_reward_ma", "episodes",
@@ -129,7 +130,5 @@ class Evaluator:
         """Close the env; the session's eval metrics and graphs next to its training ones."""
         self.env.close()
         if self.rows:
-            from looplab.analysis.graphs import session_graphs
-
             write_session_metrics(self.paths, self.trial, self.session, self.dataframe(), random_baseline, "eval")
             session_graphs(self.paths, self.trial, self.session, "eval")

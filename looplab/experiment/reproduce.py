@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from looplab import io
-from looplab.analysis.commands import open_run
+from looplab.agent.validate import validate_spec
 from looplab.analysis.graphs import read_session_df
 from looplab.analysis.statistics import bootstrap_ci
 from looplab.errors import LoopLabError
-from looplab.experiment.paths import RunPaths
+from looplab.experiment.run import run_trial, write_status
+from looplab.runfolder import RunPaths, open_run
 
 TIME_COLUMN = re.compile(r"^(wall_t|fps)$|time|fps|_sec$|_seconds$")  # wall clock, not behaviour
 
@@ -39,14 +40,11 @@ class Reproduction:
 
 def reproduce(run_dir: str | Path, sessions: int | None = None, frames: int | None = None,
               data: str | None = None, quiet: bool = False) -> Reproduction:
-    from looplab.experiment.run import run_trial
-    from looplab.spec import validate_spec
-
     src = open_run(run_dir)
-    spec_path = src.root / f"{src.name}_spec.json"
+    spec_path = src.spec()
     try:
         saved = io.read_json(spec_path)
-        status = io.read_json(src.root / "run.json") if (src.root / "run.json").exists() else {}
+        status = io.read_json(src.status) if src.status.exists() else {}
     except (OSError, ValueError) as e:
         raise LoopLabError(f"reproduce {src.root.name}: cannot read its saved spec: {e}") from None
     mode = status.get("mode", "train")
@@ -69,10 +67,8 @@ def reproduce(run_dir: str | Path, sessions: int | None = None, frames: int | No
     raw["meta"] = {**meta, "max_session": n, "stop_frame": frames, "push": False}
     spec = validate_spec(raw, str(spec_path), src.name, check_env=False)
     paths, _ = run_trial(raw, spec, str(spec_path), mode, data, quiet, seeds=seeds[:n])
-    from looplab.experiment.run import write_status
-
     write_status(paths, reproduces=str(src.root))
-    rerun = io.read_json(paths.root / f"{paths.name}_spec.json").get("meta") or {}
+    rerun = io.read_json(paths.spec()).get("meta") or {}
     news = [_session_df(paths, s) for s in range(n)]
     if frames is not None:
         originals = [df[df["frame"] <= frames].reset_index(drop=True) for df in originals]

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.memory import memory_class
+from looplab.env import Clock
 from looplab.env.make import env_family, probe_env, vector_plan
 from looplab.env.pool import usable_cores
 from looplab.errors import SpecError
@@ -86,9 +89,7 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
     num_envs = spec.env.num_envs
     dtype = getattr(info.observation_space, "dtype", None)
     obs_nbytes = (np.dtype(dtype).itemsize if dtype is not None else 4) * int(np.prod(info.state_shape))
-    from looplab.registry import MEMORIES
-
-    memory = MEMORIES.get(spec.memory.name).estimate_nbytes(spec.memory, info, spec.algorithm)
+    memory = memory_class(spec.memory.name, info).estimate_nbytes(spec.memory, info, spec.algorithm)
     return MemoryEstimate(
         process=SESSION_PROCESS, nets=_nets_nbytes(spec, info), memory=memory,
         envs=num_envs * PER_ENV[env_family(spec.env.name)],
@@ -100,9 +101,6 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
 def _nets_nbytes(spec: Any, info: Any) -> int:
     """Parameters x 4 bytes x 4 (weights, gradients, Adam's two moments), of the nets the agent builds with
     a one-slot memory and one env (the nets do not depend on either)."""
-    from looplab.env import Clock
-    from looplab.registry import ALGORITHMS
-
     small = spec.model_copy()
     if "max_size" in type(spec.memory).model_fields and spec.memory.max_size is not None:
         small.memory = spec.memory.model_copy(update={"max_size": 1})

@@ -8,44 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
 from looplab import io
+from looplab.agent.validate import validate_spec
 from looplab.errors import LoopLabError
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.experiment.resources import check_memory
+from looplab.experiment.run import execute, git_info, write_status
+from looplab.experiment.trial import Trial
+from looplab.runfolder import RunPaths, data_dir, latest_run, run_name
 
 log = logging.getLogger("looplab")
-TS_RE = r"\d{4}_\d{2}_\d{2}_\d{6}(?:_(\d+))?"
-
-
-def latest_run(data: Path, spec_name: str) -> Path:
-    """The newest run folder of `spec_name` in `data` (by its timestamp, then its same-second suffix)."""
-    pattern = re.compile(rf"^{re.escape(spec_name)}_({TS_RE})$")
-    found = []
-    for p in data.glob(f"{spec_name}_*") if data.is_dir() else []:
-        m = pattern.match(p.name)
-        if m and p.is_dir():
-            found.append((p.name[len(spec_name) + 1:len(spec_name) + 18], int(m.group(2) or 0), p))
-    if not found:
-        raise LoopLabError(f"train@latest: no run folder of spec '{spec_name}' in {data}")
-    return max(found)[2]
-
-
-def run_name(root: Path) -> str:
-    """The spec name a run folder was made for (from run.json, else from the folder name)."""
-    try:
-        name = io.read_json(root / "run.json").get("spec_name")
-    except (OSError, ValueError):
-        name = None
-    if name:
-        return str(name)
-    m = re.match(rf"^(.+)_{TS_RE}$", root.name)
-    if not m:
-        raise LoopLabError(f"{root} is not a LoopLab run folder (expected NAME_YYYY_MM_DD_HHMMSS)")
-    return m.group(1)
 
 
 def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
@@ -53,8 +28,9 @@ def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
     if not root.is_dir():
         raise LoopLabError(f"run folder not found: {target}")
     name = run_name(root)
-    if not (root / f"{name}_spec.json").is_file():
-        raise LoopLabError(f"{root} has no saved spec {name}_spec.json: not a LoopLab run folder")
+    spec_path = RunPaths(root, name).spec()
+    if not spec_path.is_file():
+        raise LoopLabError(f"{root} has no saved spec {spec_path.name}: not a LoopLab run folder")
     if name != spec_name and not name.startswith(f"{spec_name}_"):
         raise LoopLabError(f"run folder {root} is a run of spec '{name}', not '{spec_name}'")
     return root, name
@@ -62,16 +38,14 @@ def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
 
 def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
     """The saved resolved spec (raw dict and validated), and run.json."""
-    from looplab.spec import validate_spec
-
-    spec_path = root / f"{name}_spec.json"
+    spec_path = RunPaths(root, name).spec()
     try:
         raw = io.read_json(spec_path)
     except (OSError, ValueError) as e:
         raise LoopLabError(f"cannot read {spec_path}: {e}") from None
     spec = validate_spec(raw, str(spec_path), name, check_env=False)
     try:
-        status = io.read_json(root / "run.json")
+        status = io.read_json(RunPaths(root, name).status)
     except (OSError, ValueError):
         status = {}
     return raw, spec, status
@@ -79,8 +53,6 @@ def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
 
 def code_shas(raw: dict) -> tuple[str | None, str]:
     """The git SHA that made a run (from its saved spec `raw`) and the running code's."""
-    from looplab.experiment.run import git_info
-
     return (raw.get("meta") or {}).get("git_sha"), git_info()[0]
 
 
@@ -100,7 +72,7 @@ def check_same_code(root: Path, raw: dict) -> None:
 def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
     """A session past its first log checkpoint has a resume checkpoint, unless the run was pulled without one."""
     for s in range(num_sessions):
-        df, ckpt = paths.session_df(0, s), paths.file("model", 0, s, "ckpt.pt")
+        df, ckpt = paths.session_df(0, s), paths.checkpoint(0, s)
         # the checkpoint is written after each row: a second row means there was one
         if df.is_file() and not ckpt.is_file() and len(df.read_text().splitlines()) > 2:
             raise LoopLabError(f"train@{paths.root}: session {s} has logged rows but no resume checkpoint {ckpt.name} "
@@ -108,39 +80,31 @@ def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
 
 
 def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
-               force: bool = False) -> Path:
-    """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder."""
-    from looplab.cli import print_summary
-    from looplab.experiment.run import execute
-
+               force: bool = False) -> tuple[RunPaths, dict]:
+    """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder and metrics."""
     paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force)
-    print_summary(paths, execute(paths, trial))
-    return paths.root
+    return paths, execute(paths, trial)
 
 
 def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
                  force: bool = False) -> tuple[RunPaths, object]:
     """The run folder `target` marked running again, and the Trial that continues it from its checkpoints
     (refused if it cannot fit in memory, unless `force`)."""
-    from looplab.experiment.resources import check_memory
-    from looplab.experiment.run import write_status
-    from looplab.experiment.trial import Trial
-
     root, name = find_run(target, spec_name, data)
     raw, spec, status = load_run(root, name)
     mode = status.get("mode", "train")
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
-    memory = check_memory(spec, mode, str(root / f"{name}_spec.json"), force)
     paths = RunPaths(root, name)
+    memory = check_memory(spec, mode, str(paths.spec()), force)
     check_same_code(root, raw)
     check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
-    log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
-             root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
+    log.info("resuming %s (status %s) with its saved spec %s (seed %s); %s is not re-read",
+             root, status.get("status", "unknown"), paths.spec().name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
                  resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
                  memory_estimate=memory.as_dict())
     seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
-    return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)
+    return paths, Trial(spec, raw, str(paths.spec()), paths, 0, mode, quiet, resume=True, seeds=seeds)
 

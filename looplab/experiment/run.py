@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from looplab import io
+from looplab.agent.validate import validate_spec
+from looplab.analysis import report as analysis_report
 from looplab.errors import LoopLabError
 from looplab.experiment.logs import setup_logging
-from looplab.experiment.paths import RunPaths, data_dir
+from looplab.experiment.resources import check_memory
 from looplab.experiment.seeds import root_seed, session_seed
-from looplab.spec import load_spec, parse_set, parse_vars, validate_spec
+from looplab.experiment.stop import install_stop_handlers, restore_default_handlers
+from looplab.experiment.trial import Trial
+from looplab.runfolder import RunPaths, data_dir
+from looplab.spec import load_spec, parse_set, parse_vars
 
 log = logging.getLogger("looplab")
 SECRET_RE = re.compile(r"(token|secret|password|passwd|api_?key|credential)", re.I)
@@ -122,7 +127,7 @@ def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0, seeds:
 
 
 def write_status(paths: RunPaths, **fields: Any) -> None:
-    path = paths.root / "run.json"
+    path = paths.status
     try:
         status = io.read_json(path)
     except (OSError, ValueError):
@@ -142,17 +147,14 @@ def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, qu
                 seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, Any]:
     """A new run folder with the resolved spec and status saved, and the Trial that will run in it
     (refused before anything is made if it cannot fit in memory, unless `force`)."""
-    from looplab.experiment.resources import check_memory
-    from looplab.experiment.trial import Trial
-
     memory = check_memory(spec, mode, file, force)
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
     resolved = resolve_meta(raw, spec, num_sessions, seeds=seeds)
     paths = RunPaths.create(data_dir(data), spec.name)
     resolved["meta"]["experiment_ts"] = paths.ts
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
-    io.write_json(paths.root / f"{paths.prename()}_spec.json", resolved)
-    io.write_json(paths.root / f"{paths.prename(0)}_spec.json", {**resolved, "meta": {**resolved["meta"], "trial": 0}})
+    io.write_json(paths.spec(), resolved)
+    io.write_json(paths.spec(0), {**resolved, "meta": {**resolved["meta"], "trial": 0}})
     write_status(paths, status="running", mode=mode, spec_file=file, spec_name=spec.name,
                  env=spec.env.name, algorithm=spec.algorithm.name, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                  max_frame=spec.env.max_frame, pid=_pid(), memory_estimate=memory.as_dict())
@@ -163,8 +165,6 @@ def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, qu
 
 def execute(paths: RunPaths, trial: Any) -> dict:
     """Run a trial; SIGINT/SIGTERM stop it cleanly (final checkpoints, analysis, report, status)."""
-    from looplab.experiment.checkpoint import install_stop_handlers, restore_default_handlers
-
     t0 = time.time()
     install_stop_handlers()
     try:
@@ -191,17 +191,7 @@ def execute(paths: RunPaths, trial: Any) -> dict:
 def write_report(paths: RunPaths) -> None:
     """The run report, where the analysis package provides one; a failure here never hides the stop."""
     try:
-        from looplab.analysis import report as make  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from looplab.analysis.commands import report as make
-        except ImportError:
-            return
-    make = getattr(make, "write_report", make)
-    if not callable(make):
-        return
-    try:
-        make(str(paths.root))
+        analysis_report.write_report(str(paths.root))
     except Exception as e:
         log.warning("report of %s failed: %s", paths.root, e)
 

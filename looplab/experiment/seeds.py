@@ -35,13 +35,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(d: dict) -> None:
-    random.setstate(d["python"])
-    np.random.set_state(d["numpy"])
-    torch.set_rng_state(d["torch"])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,16 +18,20 @@ import pandas as pd
 import torch
 
 from looplab import faults, io
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.validate import validate_spec
+from looplab.analysis.graphs import session_graphs
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.analysis.tensorboard import open_board
 from looplab.env import Clock, Env
+from looplab.errors import LoopLabError
 from looplab.experiment import checkpoint
-from looplab.experiment.checkpoint import STOP
 from looplab.experiment.evaluation import Evaluator
-from looplab.experiment.paths import RunPaths
+from looplab.experiment.logs import setup_logging
 from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
-from looplab.registry import ALGORITHMS
+from looplab.experiment.stop import STOP, install_stop_handlers
+from looplab.runfolder import RunPaths
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
@@ -52,9 +58,9 @@ class Session:
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
-        self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
+        self.ckpt_path = paths.checkpoint(trial, session)
         self.checkpoint_frequency = spec.meta.checkpoint_frequency or self.log_frequency
-        self.replay_store = ReplayStore(paths.file("model", trial, session, "replay")) if (
+        self.replay_store = ReplayStore(paths.replay_dir(trial, session)) if (
             self.agent.memory.incremental) else None
         self.interrupted = False
         self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
@@ -89,14 +95,7 @@ class Session:
                 log.warning("session %s: stopped by %s at frame %d; checkpoint %s", self.prename,
                             signal_name(STOP.signum), clock.frame, self.ckpt_path)
                 break
-            action = agent.act(state)
-            if actions is not None:
-                actions.append(action)
-            obs, reward, terminated, truncated, next_state = env.step(action)
-            agent.update(state, action, reward, next_state, terminated, truncated)
-            state = obs
-            clock.tick()
-            clock.epi = env.episodes
+            state = step(agent, env, clock, state, actions)
             if evaluator is not None and evaluator.due(clock.frame):  # before the log checkpoint that saves it
                 self.evaluate()
             if clock.frame >= next_log or clock.frame >= self.max_frame:
@@ -115,8 +114,6 @@ class Session:
     def check_nonfinite(self) -> None:
         limit = self.spec.meta.max_nonfinite
         if self.agent.nonfinite >= limit:
-            from looplab.errors import LoopLabError
-
             raise LoopLabError(
                 f"session {self.prename}: {self.agent.nonfinite} updates skipped for non-finite loss or gradient "
                 f"(meta.max_nonfinite={limit}) by frame {self.clock.frame}; last good checkpoint: "
@@ -147,8 +144,8 @@ class Session:
         ma = row["total_reward_ma"]
         if not math.isnan(ma) and ma >= self.best_ma:
             self.best_ma = ma
-            self.save_models("ckpt-best_")
-            checkpoint.save(self.paths.file("model", self.trial, self.index, "ckpt-best.pt"),
+            self.save_models(best=True)
+            checkpoint.save(self.paths.checkpoint(self.trial, self.index, best=True),
                             {"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
                              "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
         if clock.frame >= self.next_checkpoint or clock.frame >= self.max_frame:
@@ -166,11 +163,11 @@ class Session:
         cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
         return df[cols]
 
-    def save_models(self, tag: str = "") -> None:
+    def save_models(self, best: bool = False) -> None:
         for name, net in self.agent.nets().items():
-            io.torch_save(self.paths.file("model", self.trial, self.index, f"{tag}{name}_model.pt"), net.state_dict())
+            io.torch_save(self.paths.weights(self.trial, self.index, name, best), net.state_dict())
         for name, opt in self.agent.optimizers.items():
-            io.torch_save(self.paths.file("model", self.trial, self.index, f"{tag}{name}_optim.pt"),
+            io.torch_save(self.paths.weights(self.trial, self.index, name, best, optim=True),
                           opt.optim.state_dict())
 
     def save_checkpoint(self, state: np.ndarray) -> None:
@@ -226,16 +223,25 @@ class Session:
             self.env.close()
             return {}
         scalar = write_session_metrics(self.paths, self.trial, self.index, self.dataframe(), self.random_baseline)
-        from looplab.analysis.graphs import session_graphs
-
         session_graphs(self.paths, self.trial, self.index)
         self.env.close()
         return scalar
 
 
-def signal_name(signum: int) -> str:
-    import signal
+def step(agent: Any, env: Env, clock: Clock, state: np.ndarray, actions: list[np.ndarray] | None = None) -> np.ndarray:
+    """One step of the session loop: act (the action kept in `actions` if given), step the envs, update the
+    agent, tick the clock; returns the state to act on next."""
+    action = agent.act(state)
+    if actions is not None:
+        actions.append(action)
+    obs, reward, terminated, truncated, next_state = env.step(action)
+    agent.update(state, action, reward, next_state, terminated, truncated)
+    clock.tick()
+    clock.epi = env.episodes
+    return obs
 
+
+def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
@@ -247,13 +253,8 @@ def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
 def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
                    mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
-    from pathlib import Path
-
-    from looplab.experiment.logs import setup_logging
-    from looplab.spec import validate_spec
-
     torch.set_num_threads(1)
-    checkpoint.install_stop_handlers(force_on_repeat=False, reset=False)
+    install_stop_handlers(force_on_repeat=False, reset=False)
     setup_logging(log_file, console=False)
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)

@@ -11,22 +11,18 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing.managers import SyncManager
 from typing import Any
 
-import pandas as pd
 import torch
 
-from looplab import io
 from looplab.analysis.baseline import random_baseline
-from looplab.analysis.commands import analyze_trial
-from looplab.analysis.graphs import trial_graphs
-from looplab.analysis.metrics import trial_metrics
+from looplab.analysis.commands import write_trial_results
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
-from looplab.experiment.checkpoint import STOP, Interrupted
-from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
+from looplab.experiment.stop import STOP, Interrupted
+from looplab.runfolder import RunPaths
 
 log = logging.getLogger("looplab")
 
@@ -121,18 +117,7 @@ class Trial:
         return [{} if f.cancelled() else f.result() for f in futures]
 
     def analyze(self, scalars: list[dict], baseline: float) -> dict:
-        done = [s for s in range(self.num_sessions) if scalars[s]]
-        dfs = [pd.read_csv(self.paths.session_df(self.index, s)) for s in done]
-        scalars = [scalars[s] for s in done]
-        metrics = trial_metrics(dfs, scalars, baseline)
-        metrics["random_baseline"] = baseline
-        io.write_json(self.paths.root / f"{self.paths.prename(self.index)}_trial_metrics_scalar.json", metrics)
-        io.write_json(self.paths.file("info", self.index, None, "trial_metrics_scalar.json"), metrics)
-        io.write_json(self.paths.file("info", self.index, None, "trial_metrics.json"),
-                      {"scalar": metrics, "sessions": scalars})
-        trial_graphs(self.paths, self.index, self.num_sessions)
-        analyze_trial(self.paths, self.index, baseline, "eval", sessions=False)  # where the spec evaluates
-        return metrics
+        return write_trial_results(self.paths, self.index, self.num_sessions, scalars, baseline)
 
 
 def _kill(pids: list[int]) -> None:

@@ -1,6 +1,6 @@
 """Load a spec from a JSON or YAML file: substitution, selection by name, overrides.
 
-The result is a plain dict; `looplab.spec.schema.validate_spec` turns it into a typed `Spec`.
+The result is a plain dict; `looplab.agent.validate.validate_spec` turns it into a typed `Spec`.
 """
 
 from __future__ import annotations

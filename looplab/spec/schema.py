@@ -2,7 +2,7 @@
 
 Top-level sections are pydantic models here. `agent.algorithm`, `agent.net` and `agent.memory` are
 validated by the config model of the component their `name`/`type` selects in the registries, so a
-new algorithm, net or memory brings its own keys with it.
+new algorithm, net or memory brings its own keys with it (`looplab.agent.validate` does that step).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ import re
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from looplab.errors import SpecError, did_you_mean
 
@@ -52,33 +59,6 @@ class Open(Strict):
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
 
 
-class ScheduleSpec(Strict):
-    """A value schedule (`explore_var_spec`, `entropy_coef_spec`, `clip_eps_spec`); steps are env frames."""
-
-    name: str
-    start_val: float
-    end_val: float | None = None
-    start_step: NonNegCount = 0
-    end_step: NonNegCount = 0
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from looplab.agent.schedule import SCHEDULES
-
-        if v not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{v}'{did_you_mean(v, SCHEDULES)}; known: {', '.join(SCHEDULES)}")
-        return v
-
-    @model_validator(mode="after")
-    def _steps(self) -> ScheduleSpec:
-        if self.end_val is None:
-            self.end_val = self.start_val
-        if self.end_step < self.start_step:
-            raise ValueError("end_step must not be before start_step")
-        return self
-
-
 class ClassSpec(Open):
     """`{name, **kwargs}` naming a torch class (optimizer, loss, lr scheduler)."""
 
@@ -102,10 +82,11 @@ class EnvSpec(Open):
 
     @field_validator("name")
     @classmethod
-    def _env_known(cls, v: str) -> str:
-        from looplab.env.make import check_env_id
-
-        check_env_id(v)
+    def _env_known(cls, v: str, info: ValidationInfo) -> str:
+        # the env layer's id check, handed in by the caller (the schema sits below the env layer)
+        check_env_id = (info.context or {}).get("check_env_id")
+        if check_env_id is not None:
+            check_env_id(v)
         return v
 
 
@@ -121,8 +102,8 @@ class MetaSpec(Strict):
     rigorous_eval: Count | bool = 0
     search_resources: dict[str, float] | None = None
     search_scheduler: dict[str, Any] | None = None
-    num_cpus: Count | None = None
-    num_gpus: Count | float | None = None
+    num_cpus: Count | None = None  # CPUs of a local Ray (search); default every core
+    num_gpus: NonNegCount | None = None  # GPUs of a local Ray (search), at most the visible ones; default all
     tensorboard: bool = True
     tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
     max_nonfinite: PositiveCount = 20
@@ -209,12 +190,15 @@ def _format_error(err: dict, model: type[BaseModel]) -> tuple[str, str]:
     return path, msg
 
 
-def validate_model(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
-    """Validate `data` with `model`; the first error becomes a SpecError with its key path."""
+def validate_model(model: type[BaseModel], data: Any, prefix: str = "", context: dict | None = None) -> Any:
+    """Validate `data` with `model`; the first error becomes a SpecError with its key path.
+
+    `context` reaches the models' validators (e.g. `check_env_id`, the env layer's id check).
+    """
     if not isinstance(data, dict):
         raise SpecError(f"must be a mapping, got {type(data).__name__}", path=prefix or None)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except pydantic.ValidationError as e:
         path, msg = _format_error(e.errors()[0], model)
         raise SpecError(msg, path=".".join(p for p in (prefix, path) if p)) from None
@@ -256,45 +240,3 @@ def warn_numeric_strings(raw: dict, file: str | None, spec_name: str | None) -> 
                 logging.getLogger("looplab").warning(
                     f"looplab: warning: {where}: the string '{text}' is read as the number {number!r} (YAML 1.1 "
                     "reads a number like 3e-4, without a dot, as text)")
-
-
-def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = None, check_env: bool = True) -> Spec:
-    """Validate a loaded spec dict into a `Spec` with typed component configs."""
-    from looplab.registry import ALGORITHMS, MEMORIES, NETS
-
-    spec_name = spec_name or raw.get("name")
-    warn_numeric_strings(raw, file, spec_name)
-    try:
-        raw = dict(raw)
-        raw.setdefault("name", spec_name)
-        for key in ("agent", "env", "meta"):
-            if key not in raw:
-                raise SpecError("required key is missing", path=key)
-        spec = validate_model(Spec, raw)
-        agent = spec.agent
-        algo_cls = ALGORITHMS.get(agent.algorithm.get("name"))
-        spec.algorithm = validate_model(algo_cls.Config, agent.algorithm, "agent.algorithm")
-        mem_cls = MEMORIES.get(agent.memory.get("name"))
-        spec.memory = validate_model(mem_cls.Config, agent.memory, "agent.memory")
-        if agent.net is not None:
-            net_cls = NETS.get(agent.net.get("type"))
-            spec.net = validate_model(net_cls.Config, agent.net, "agent.net")
-        if agent.critic_net is not None:
-            NETS.spec_key = "agent.critic_net.type"
-            try:
-                crit_cls = NETS.get(agent.critic_net.get("type"))
-            finally:
-                NETS.spec_key = "agent.net.type"
-            spec.critic_net = validate_model(crit_cls.Config, agent.critic_net, "agent.critic_net")
-        if check_env:
-            from looplab.env.make import probe_env
-
-            info = probe_env(spec)
-            algo_cls.check_spec(spec, info)
-            for key, cfg in (("net", spec.net), ("critic_net", spec.critic_net)):
-                if cfg is not None and "conv_hid_layers" in type(cfg).model_fields and len(info.state_shape) != 3:
-                    raise SpecError(f"{cfg.type} needs (C, H, W) image states; {info.name} gives shape "
-                                    f"{info.state_shape}", path=f"agent.{key}.type")
-    except SpecError as e:
-        raise e.located(file, spec_name) from None
-    return spec

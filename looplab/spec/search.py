@@ -13,6 +13,7 @@ import copy
 import itertools
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -34,6 +35,7 @@ FNS: dict[str, tuple[int, str]] = {
     "lograndint": (2, "int"),
     "qlograndint": (3, "int"),
 }
+TRIAL_KEY = "trial"  # the key a searched configuration carries its LoopLab trial index under
 _QUANTILE_EPS = 1e-6  # keeps the normal's inverse CDF finite
 
 
@@ -253,10 +255,12 @@ def apply_values(raw: dict, values: dict[str, Any]) -> dict:
     return out
 
 
-def check_search(raw: dict, file: str | None = None, spec_name: str | None = None) -> SearchSpace:
-    """Parse the search section and validate the spec at each key's extreme values; raises SpecError."""
-    from looplab.spec.schema import validate_spec
+def check_search(raw: dict, validate_spec: Callable[[dict, str | None, str | None], Any], file: str | None = None,
+                 spec_name: str | None = None) -> SearchSpace:
+    """Parse the search section and validate the spec (with `validate_spec`) at each key's extreme values.
 
+    Raises SpecError.
+    """
     try:
         space = parse_search(raw.get("search"))
         base = {k.path: k.candidates()[0] for k in space.keys}

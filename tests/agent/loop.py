@@ -1,4 +1,5 @@
-"""The session loop's inner step, for tests that drive an agent directly (no run folder)."""
+"""An agent and env built as a session builds them, and the session's own loop step, for tests that drive an
+agent directly (no run folder)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
+from looplab.experiment.session import step as session_step
 
 
 def make_agent(spec: Any, seed: int = 0) -> tuple[Any, Env]:
@@ -22,9 +24,5 @@ def make_agent(spec: Any, seed: int = 0) -> tuple[Any, Env]:
 
 
 def step(agent: Any, env: Env, state: np.ndarray) -> np.ndarray:
-    """act -> env.step -> agent.update -> clock.tick; returns the next state to act on."""
-    action = agent.act(state)
-    obs, reward, terminated, truncated, next_state = env.step(action)
-    agent.update(state, action, reward, next_state, terminated, truncated)
-    agent.clock.tick()
-    return obs
+    """`looplab.experiment.session.step` with the agent's clock; returns the next state to act on."""
+    return session_step(agent, env, agent.clock, state)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import validate_spec
 
 
 class _MultiEnv(gym.Env):

@@ -40,8 +40,7 @@ def test_periodic_decay_formula_and_bounds():
 
 def test_written_end_val_zero_decays_to_zero():
     """SLM Lab replaces a falsy end_val (0, 0.0) with start_val; here end_val 0.0 means 0.0."""
-    from looplab.agent.schedule import Schedule
-    from looplab.spec.schema import ScheduleSpec
+    from looplab.agent.schedule import Schedule, ScheduleSpec
 
     spec = ScheduleSpec(name="linear_decay", start_val=0.01, end_val=0.0, start_step=0, end_step=1000)
     sched = Schedule(spec)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from looplab import io
 from looplab.analysis import graphs
-from looplab.experiment.paths import RunPaths
+from looplab.runfolder import RunPaths
 from tests.analysis.checks import assert_png, plotly_figures
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from looplab import io
 from looplab.analysis.report import write_report
-from looplab.experiment.paths import RunPaths
+from looplab.runfolder import RunPaths
 from tests.analysis.checks import plotly_figures
 from tests.analysis.test_graphs import _session_df
 

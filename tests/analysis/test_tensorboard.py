@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from looplab.analysis.tensorboard import SessionBoard, open_board
-from looplab.experiment.paths import RunPaths
+from looplab.runfolder import RunPaths
 
 
 def _read(folder):

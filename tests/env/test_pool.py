@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from looplab.agent.validate import validate_spec
 from looplab.env.make import Env
 from looplab.env.pool import WorkerPoolVectorEnv, usable_cores, worker_count
 from looplab.experiment import checkpoint
-from looplab.spec.schema import validate_spec
 
 
 def _spec(name: str, num_envs: int, mode: str, **meta) -> object:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from looplab.agent.validate import validate_spec
 from looplab.env.make import Env
 from looplab.env.wrappers import ObsNormalizer, RewardNormalizer, clip_bounds, game_over
-from looplab.spec.schema import validate_spec
 
 
 def _spec(env: dict, algo: dict | None = None) -> object:
@@ -146,10 +146,10 @@ def test_reward_scale_scales_learning_rewards_not_reported_returns():
 def test_rescaled_action_space_is_made_without_precision_warnings():
     import warnings
 
-    from looplab.env.make import _single_env_fn
+    from looplab.env.make import single_env_fn
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Gymnasium's "Box low's precision lowered" would raise here
-        env = _single_env_fn("Pendulum-v1", {})()
+        env = single_env_fn("Pendulum-v1", {})()
     assert env.action_space.dtype == np.float32 and env.action_space.low.tolist() == [-1.0]
     env.close()

@@ -11,7 +11,7 @@ import json
 import pandas as pd
 import pytest
 
-from looplab.registry import ALGORITHMS
+from looplab.agent.algorithm import ALGORITHMS
 from tests.conftest import SLM_SPECS, TEST_SPECS, only_run, run_cli
 
 BENCH = SLM_SPECS / "benchmark"

@@ -1,4 +1,4 @@
-"""Determinism and bit-exact resume, in process, for every registered algorithm with a spec here.
+"""Determinism and bit-exact resume, in process, for every registered algorithm (one without a case fails).
 
 Each case runs a session three times: twice straight through (same dataframe, same final weights),
 and once stopped by a SIGTERM request at a log checkpoint and resumed from its checkpoint by a new
@@ -7,6 +7,7 @@ Session (same dataframe as the straight run). The subprocess kill tests are in t
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -14,15 +15,16 @@ import pandas as pd
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.errors import SpecError
 from looplab.experiment import session as session_mod
-from looplab.experiment.checkpoint import STOP
-from looplab.experiment.paths import SUBDIRS, RunPaths
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
-from tests.conftest import SLM_SPECS
+from looplab.experiment.stop import STOP
+from looplab.runfolder import SUBDIRS, RunPaths
+from tests.conftest import SLM_SPECS, TEST_SPECS
 
 BENCH = SLM_SPECS / "benchmark"
+SMOKE = TEST_SPECS / "smoke_specs.json"
 TINY = ["meta.tensorboard=false", "meta.log_frequency=50"]
 # (id, spec file, spec name, overrides): tiny runs that cross several log checkpoints mid-episode
 CASES = [
@@ -35,10 +37,17 @@ CASES = [
     ("PPO-continuous", BENCH / "ppo/ppo_pendulum.json", "ppo_pendulum",
      ["env.max_frame=200", "env.num_envs=2", "agent.algorithm.time_horizon=32", "agent.algorithm.training_epoch=2"]),
     ("DQN-Replay", BENCH / "dqn/dqn_cartpole.json", "dqn_epsilon_greedy_cartpole", ["env.max_frame=300"]),
+    ("VanillaDQN", BENCH / "dqn/dqn_cartpole.json", "vanilla_dqn_boltzmann_cartpole",
+     ["env.max_frame=300", "agent.algorithm.training_start_step=32", "agent.memory.batch_size=16"]),
     ("DDQN-PER", BENCH / "dqn/dqn_cartpole.json", "ddqn_per_boltzmann_cartpole", ["env.max_frame=200"]),
     ("SAC", BENCH / "sac/sac_pendulum.json", "sac_pendulum",
      ["env.max_frame=160", "agent.algorithm.training_start_step=80", "agent.memory.batch_size=32"]),
     ("A2C", BENCH / "a2c/a2c_gae_cartpole.json", None, ["env.max_frame=300"]),
+    ("SIL", SMOKE, "sil_cartpole", ["env.max_frame=300"]),
+    ("PPOSIL", BENCH / "sil/ppo_sil_cartpole.json", "ppo_sil_cartpole",
+     ["env.max_frame=300", "agent.algorithm.time_horizon=32", "agent.algorithm.minibatch_size=32",
+      "agent.algorithm.training_epoch=2"]),
+    ("Random", SMOKE, "random_cartpole", ["env.max_frame=300"]),
     ("REINFORCE", BENCH / "reinforce/reinforce_cartpole.json", "reinforce_cartpole", ["env.max_frame=300"]),
     ("SARSA", BENCH / "sarsa/sarsa_cartpole.json", "sarsa_epsilon_greedy_cartpole", ["env.max_frame=300"]),
     ("CrossQ", BENCH / "crossq/crossq_classic.yaml", "crossq_cartpole",
@@ -50,30 +59,34 @@ IGNORED = ["wall_t", "fps"]
 @pytest.fixture(autouse=True)
 def _no_graphs(monkeypatch):
     """Graphs are drawn from the dataframe after the run; they are not what these tests compare."""
-    import looplab.analysis.graphs as graphs
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
 
-    monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
     torch.set_num_threads(1)
     yield
     STOP.signum = 0
 
 
 def load_case(path: Path, name: str | None, overrides: list[str]):
-    if not path.exists():
-        pytest.skip(f"{path.name} not available")
+    """The case's validated spec; a missing file or an unknown component fails the test."""
     if name is None:
-        import json
-
         name = next(k for k in json.loads(path.read_text()) if not k.startswith("_"))
-    try:
-        _, spec, _ = prepare(str(path), name, None, [*overrides, *TINY, "meta.random_seed=7"])
-    except SpecError as e:
-        if "unknown algorithm" in str(e) or "unknown memory" in str(e) or "unknown net" in str(e):
-            pytest.skip(f"not available yet: {e}")
-        raise
-    if spec.algorithm.name not in ALGORITHMS:
-        pytest.skip(f"{spec.algorithm.name} is not registered")
+    _, spec, _ = prepare(str(path), name, None, [*overrides, *TINY, "meta.random_seed=7"])
     return spec
+
+
+def test_every_registered_algorithm_has_a_case():
+    """Every registered name, aliases included (SAC is SoftActorCritic), resolves to a class run below."""
+    covered = {ALGORITHMS.get(load_case(*case[1:]).algorithm.name) for case in CASES}
+    missing = [name for name in ALGORITHMS.names() if ALGORITHMS.get(name) not in covered]
+    assert not missing, f"no determinism case for {missing}: add one to CASES"
+
+
+def test_a_spec_naming_an_unregistered_algorithm_fails_rather_than_skips():
+    with pytest.raises(SpecError, match="unknown algorithm 'NotAnAlgorithm'"):
+        load_case(BENCH / "ppo/ppo_cartpole.json", "ppo_cartpole", ["agent.algorithm.name=NotAnAlgorithm"])
 
 
 def run(spec, root: Path, stop_at_log: int | None = None, resume: bool = False) -> session_mod.Session:
@@ -101,7 +114,7 @@ def frame(s: session_mod.Session) -> pd.DataFrame:
 
 def assert_same_weights(a: session_mod.Session, b: session_mod.Session) -> None:
     na, nb = a.agent.nets(), b.agent.nets()
-    assert na.keys() == nb.keys() and na
+    assert na.keys() == nb.keys() and (na or not a.agent.needs_net)
     for k in na:
         for (pa, ta), (pb, tb) in zip(na[k].state_dict().items(), nb[k].state_dict().items(), strict=True):
             assert pa == pb and torch.equal(ta, tb), f"{k}.{pa} differs"

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from looplab.experiment import evaluation
-from looplab.experiment.checkpoint import STOP
 from looplab.experiment.seeds import derived_seed, eval_seed, session_seed
+from looplab.experiment.stop import STOP
 from tests.experiment.test_determinism import BENCH, _no_graphs, assert_same_weights, frame, load_case, run  # noqa: F401
 
 PPO = (BENCH / "ppo/ppo_cartpole.json", "ppo_cartpole",

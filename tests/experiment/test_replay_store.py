@@ -135,9 +135,9 @@ def test_a_chunk_written_by_a_run_that_died_before_its_checkpoint_is_ignored_the
 
 
 def test_a_dqn_session_checkpointing_less_often_than_it_logs_resumes_bit_for_bit_after_a_crash(tmp_path):
-    from looplab.experiment.paths import RunPaths
     from looplab.experiment.run import prepare
     from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
     from tests.conftest import ROOT
 
     sets = ["env.max_frame=1200", "env.num_envs=2", "meta.log_frequency=100", "meta.checkpoint_frequency=300",

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from looplab import io
+from looplab.agent.memory import memory_class
 from looplab.agent.memory.onpolicy import OnPolicyBatchReplay, OnPolicyBatchReplayConfig
 from looplab.agent.memory.prioritized import PrioritizedReplay, PrioritizedReplayConfig
-from looplab.agent.memory.replay import Replay, ReplayConfig
+from looplab.agent.memory.replay import ReplayConfig
 from looplab.env.make import EnvInfo
 from looplab.experiment import resources
 from tests.conftest import SLM_SPECS, only_run, run_cli
@@ -37,7 +38,7 @@ def test_memory_estimates_match_the_arrays_memories_allocate(obs, kind):
     info = EnvInfo("x", 2, obs, gym.spaces.Box(-1, 1, (3,)))
     if kind == "Replay":
         config = ReplayConfig(name=kind, batch_size=4, max_size=64)
-        mem = Replay(config, info, _Algo())  # stacked uint8 images: frames stored once (ImageReplay)
+        mem = memory_class(kind, info)(config, info, _Algo())  # stacked uint8 images: frames stored once (ImageReplay)
     elif kind == "PrioritizedReplay":
         config = PrioritizedReplayConfig(name=kind, batch_size=4, max_size=64)
         mem = PrioritizedReplay(config, info, _Algo())

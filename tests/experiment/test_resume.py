@@ -52,18 +52,20 @@ def session_df(run: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """A run never stopped, in process (the CLI runs below must match it bit for bit)."""
-    import looplab.analysis.graphs as graphs
-    from looplab.experiment.paths import RunPaths
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
     from looplab.experiment.run import prepare
     from looplab.experiment.seeds import session_seed
     from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
 
     raw, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"])
     paths = RunPaths.create(tmp_path_factory.mktemp("ref"), spec.name)
     io.write_json(paths.root / "ppo_cartpole_spec.json", raw)
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(graphs, "session_graphs", lambda *a, **k: [])
+        mp.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+        mp.setattr(evaluation, "session_graphs", lambda *a, **k: [])
         Session(spec, paths, 0, 0, session_seed(3, 0, 0), "train").run()
     return paths.root
 
@@ -162,12 +164,14 @@ def test_resume_of_a_missing_or_foreign_run_is_a_clear_error(reference, data_dir
 
 
 def test_persistent_nonfinite_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, monkeypatch):
-    import looplab.analysis.graphs as graphs
-    from looplab.experiment.paths import SUBDIRS, RunPaths
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
     from looplab.experiment.run import prepare
     from looplab.experiment.session import Session
+    from looplab.runfolder import SUBDIRS, RunPaths
 
-    monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
     _, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"] + ["meta.max_nonfinite=3"])
     for sub in SUBDIRS:
         (tmp_path / sub).mkdir()

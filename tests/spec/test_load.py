@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from looplab.agent.validate import validate_spec
 from looplab.errors import SpecError
-from looplab.spec import load_spec, parse_set, parse_vars, validate_spec
+from looplab.spec import load_spec, parse_set, parse_vars
 from tests.conftest import SLM_SPECS
 
 YAML = """

@@ -7,6 +7,7 @@ import json
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from looplab.agent.validate import validate_spec
 from looplab.errors import SpecError
 from looplab.spec.search import apply_values, check_search, parse_search
 from tests.conftest import ROOT
@@ -100,15 +101,15 @@ def test_bad_search_sections_are_clear_errors(search, where, words):
 def test_check_search_validates_the_spec_at_each_value():
     spec = {**DEMO, "name": "ppo_cartpole"}
     with pytest.raises(SpecError) as e:
-        check_search({**spec, "search": {"agent.algorithm.lamm__uniform": [0.8, 0.9]}}, "f.json", "ppo_cartpole")
+        check_search({**spec, "search": {"agent.algorithm.lamm__uniform": [0.8, 0.9]}}, validate_spec, "f.json", "ppo_cartpole")
     assert e.value.path == "search.agent.algorithm.lamm__uniform"
     assert "unknown key" in str(e.value) and "did you mean 'lam'" in str(e.value)
     assert str(e.value).startswith("f.json: spec 'ppo_cartpole': search.agent.algorithm.lamm__uniform:")
     with pytest.raises(SpecError) as e:  # a bad value among the choices, not the first one
-        check_search({**spec, "search": {"meta.max_session__choice": [2, 0]}}, "f.json", "ppo_cartpole")
+        check_search({**spec, "search": {"meta.max_session__choice": [2, 0]}}, validate_spec, "f.json", "ppo_cartpole")
     assert e.value.path == "search.meta.max_session__choice" and "with meta.max_session=0" in str(e.value)
     with pytest.raises(SpecError) as e:
-        check_search({**spec, "search": {"env.name.x__uniform": [0.1, 0.2]}}, "f.json", "ppo_cartpole")
+        check_search({**spec, "search": {"env.name.x__uniform": [0.1, 0.2]}}, validate_spec, "f.json", "ppo_cartpole")
     assert e.value.path == "search.env.name.x__uniform" and "not a mapping" in str(e.value)
-    space = check_search({**spec, "search": {"agent.algorithm.lam__uniform": [0.8, 0.99]}}, "f.json", "ppo_cartpole")
+    space = check_search({**spec, "search": {"agent.algorithm.lam__uniform": [0.8, 0.99]}}, validate_spec, "f.json", "ppo_cartpole")
     assert space.paths == ["agent.algorithm.lam"]

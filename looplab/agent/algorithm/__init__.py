@@ -1,16 +1,5 @@
-"""Algorithms, registered by `agent.algorithm.name`."""
+"""Algorithms, registered by `agent.algorithm.name`: each module here registers its own (found on first lookup)."""
 
-from looplab.agent.algorithm import (  # noqa: F401  (registers the algorithms)
-    actor_critic,
-    crossq,
-    dqn,
-    ppo,
-    random,
-    reinforce,
-    sac,
-    sarsa,
-    sil,
-)
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 
-__all__ = ["Algorithm", "AlgorithmConfig"]
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmConfig"]

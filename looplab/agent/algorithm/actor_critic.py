@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.reinforce import PolicyGradientConfig, Reinforce
 from looplab.agent.math import discounted_returns, gae, nstep_returns
 from looplab.agent.net.optim import make_loss
 from looplab.agent.schedule import Schedule
-from looplab.registry import ALGORITHMS
 from looplab.spec.schema import PositiveCount, Prob
 
 

@@ -12,12 +12,16 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
+from looplab.agent.memory.base import memory_class
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
-from looplab.agent.policy import PDTYPES, POLICIES, make_pd, resolve_pdtype
-from looplab.agent.schedule import Schedule
-from looplab.errors import SpecError, did_you_mean
-from looplab.registry import MEMORIES
-from looplab.spec.schema import Prob, ScheduleSpec, Strict
+from looplab.agent.policy import DISTRIBUTIONS, POLICIES, make_pd, resolve_pdtype
+from looplab.agent.schedule import Schedule, ScheduleSpec
+from looplab.errors import SpecError
+from looplab.registry import Registry
+from looplab.spec.schema import Prob, Strict
+
+# algorithms, keyed by `agent.algorithm.name`; every module in this folder is looked at on first use
+ALGORITHMS = Registry("algorithm", "agent.algorithm.name", package="looplab.agent.algorithm")
 
 
 class AlgorithmConfig(Strict):
@@ -32,16 +36,15 @@ class AlgorithmConfig(Strict):
     @field_validator("action_pdtype")
     @classmethod
     def _pdtype(cls, v: str) -> str:
-        known = {"default", *(p for ps in PDTYPES.values() for p in ps)}
-        if v not in known:
-            raise ValueError(f"unknown action_pdtype '{v}'{did_you_mean(v, known)}; known: {', '.join(sorted(known))}")
+        if v != "default" and v not in DISTRIBUTIONS:
+            raise ValueError(DISTRIBUTIONS.unknown(v))
         return v
 
     @field_validator("action_policy")
     @classmethod
     def _policy(cls, v: str) -> str:
         if v not in POLICIES:
-            raise ValueError(f"unknown action_policy '{v}'{did_you_mean(v, POLICIES)}; known: {', '.join(POLICIES)}")
+            raise ValueError(POLICIES.unknown(v))
         return v
 
 
@@ -68,7 +71,7 @@ class Algorithm:
         self.nvec = list(getattr(env_info.action_space, "nvec", [])) or None
         self.optimizers: dict[str, Optimizer] = {}
         self.init_nets()
-        self.memory = MEMORIES.get(spec.memory.name)(spec.memory, env_info, self)
+        self.memory = memory_class(spec.memory.name, env_info)(spec.memory, env_info, self)
 
     # ---- the contract -------------------------------------------------------------------------
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.sac import SoftActorCritic
 from looplab.agent.net.base import NetConfig
-from looplab.registry import ALGORITHMS
 
 
 @ALGORITHMS.register("CrossQ")

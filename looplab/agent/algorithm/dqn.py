@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.sarsa import SARSA, SARSAConfig
-from looplab.agent.net.base import build_net, copy_weights
+from looplab.agent.net.base import build_net, copy_weights, polyak_update
 from looplab.errors import SpecError
-from looplab.registry import ALGORITHMS
 from looplab.spec.schema import NonNegCount, PositiveCount
 
 
@@ -35,18 +35,6 @@ class VanillaDQNConfig(SARSAConfig):
 class DQNConfig(VanillaDQNConfig):
     # SLM Lab's DQN selects a' with the online net (Double DQN targets); false: the textbook DQN target
     double_q: bool = True
-
-
-@torch.no_grad()
-def polyak_update(src: torch.nn.Module, dst: torch.nn.Module, coef: float) -> None:
-    """dst <- coef * src + (1 - coef) * dst (parameters and float buffers)."""
-    for p, tp in zip(src.parameters(), dst.parameters(), strict=True):
-        tp.lerp_(p, coef)
-    for b, tb in zip(src.buffers(), dst.buffers(), strict=True):
-        if tb.dtype.is_floating_point:
-            tb.lerp_(b, coef)
-        else:
-            tb.copy_(b)
 
 
 @ALGORITHMS.register("VanillaDQN")

@@ -1,12 +1,15 @@
 """Proximal Policy Optimization (Schulman et al. 2017) with GAE, on a batch of vector-env rollouts.
 
 Per train call: advantages by GAE over the rollout, then `training_epoch` epochs of shuffled
-minibatches of the clipped surrogate objective, value loss and entropy bonus.
+minibatches of the clipped surrogate objective, value loss and entropy bonus. Each minibatch's
+advantages are standardized (`normalize_advantages: standardize`, the default), divided by the spread of
+their 5th-95th percentiles tracked as moving averages (`percentile`, DreamerV3's rule as SLM Lab has it),
+or left as they are (`false`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -19,11 +22,11 @@ from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, s
     symexp,
     symlog,
 )
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.math import gae
 from looplab.agent.policy import greedy
-from looplab.agent.schedule import Schedule
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import PositiveCount, ScheduleSpec
+from looplab.agent.schedule import Schedule, ScheduleSpec
+from looplab.spec.schema import PositiveCount
 
 
 class PPOConfig(ActorCriticConfig):
@@ -34,6 +37,27 @@ class PPOConfig(ActorCriticConfig):
     clip_vloss: bool = Field(False, validation_alias=AliasChoices("clip_vloss", "clip_val_loss"))
     symlog: bool = False
     normalize_advantages: Literal["standardize", "percentile"] | bool = "standardize"
+
+
+def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """-E[min(r A, clip(r, 1 - eps, 1 + eps) A)]: the clipped objective, as a loss to minimize."""
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
+class PercentileNormalizer:
+    """Advantages divided by max(1, p95 - p5), the 5th and 95th percentiles tracked as moving averages
+    (decay 0.99, from 0), updated with each minibatch before it is normalized (SLM Lab's PercentileNormalizer)."""
+
+    def __init__(self, decay: float = 0.99) -> None:
+        self.perc5, self.perc95, self.decay = 0.0, 0.0, decay
+
+    def update(self, values: torch.Tensor) -> None:
+        p5, p95 = torch.quantile(values, 0.05).item(), torch.quantile(values, 0.95).item()
+        self.perc5 = self.decay * self.perc5 + (1 - self.decay) * p5
+        self.perc95 = self.decay * self.perc95 + (1 - self.decay) * p95
+
+    def normalize(self, values: torch.Tensor) -> torch.Tensor:
+        return values / max(1.0, self.perc95 - self.perc5)
 
 
 @ALGORITHMS.register("PPO")
@@ -48,6 +72,7 @@ class PPO(ActorCritic):
         self.clip_vloss = cfg.clip_vloss
         self.lam = cfg.lam if cfg.lam is not None else 0.95
         self.clip_eps = Schedule(cfg.clip_eps_spec)
+        self.percentile = PercentileNormalizer() if cfg.normalize_advantages == "percentile" else None
         super().init_nets()
 
     def advantages(self, batch: dict[str, np.ndarray], v: np.ndarray, v_next: np.ndarray) -> np.ndarray:
@@ -84,9 +109,12 @@ class PPO(ActorCritic):
                 logp = pd.log_prob(actions[idx])
                 ratio = torch.exp((logp - logp_old[idx]).clamp(-20.0, 20.0))
                 a = advs[idx]
-                if cfg.normalize_advantages:
+                if self.percentile is not None:
+                    self.percentile.update(a)
+                    a = self.percentile.normalize(a)
+                elif cfg.normalize_advantages:
                     a = (a - a.mean()) / (a.std() + 1e-8)
-                policy_loss = -torch.min(ratio * a, ratio.clamp(1 - clip_eps, 1 + clip_eps) * a).mean()
+                policy_loss = clipped_surrogate_loss(ratio, a, clip_eps)
                 entropy = pd.entropy().mean()
                 policy_loss = cfg.policy_loss_coef * policy_loss - ent_coef * entropy
                 val_loss = cfg.val_loss_coef * self.value_loss(states[idx], v_targets[idx], v[idx], clip_eps)
@@ -97,6 +125,14 @@ class PPO(ActorCritic):
         self.step_lr_schedulers()
         self.entropy = float(torch.stack(entropies).mean()) if entropies else float("nan")
         return float(torch.stack(losses).mean()) if losses else float("nan")
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "percentile": vars(self.percentile).copy() if self.percentile else None}
+
+    def load_extra_state(self, d: dict) -> None:
+        super().load_extra_state(d)
+        if self.percentile is not None and d.get("percentile"):
+            vars(self.percentile).update(d["percentile"])
 
     def log_values(self) -> dict[str, float]:
         out = super().log_values()

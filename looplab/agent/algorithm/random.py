@@ -5,8 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
-from looplab.registry import ALGORITHMS
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 
 
 class RandomConfig(AlgorithmConfig):

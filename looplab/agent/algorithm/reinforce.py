@@ -14,14 +14,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.math import discounted_returns
 from looplab.agent.net.base import Optimizer, build_net, init_tail
 from looplab.agent.policy import greedy, out_dim, select_action
-from looplab.agent.schedule import Schedule
+from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import PositiveCount, ScheduleSpec
+from looplab.spec.schema import PositiveCount
 
 
 class PolicyGradientConfig(AlgorithmConfig):

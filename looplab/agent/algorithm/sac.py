@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
-from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
+from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights, polyak_update
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
-from looplab.registry import ALGORITHMS
+from looplab.errors import SpecError
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
 
 
@@ -78,14 +78,6 @@ def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False
     return torch.tanh(u), logp - tanh_log_det(u)
 
 
-@torch.no_grad()
-def polyak_update(online: torch.nn.Module, target: torch.nn.Module, coef: float) -> None:
-    """target <- coef * online + (1 - coef) * target, over parameters and buffers (running BN stats)."""
-    t_params = list(target.parameters()) + [b for b in target.buffers() if b.is_floating_point()]
-    o_params = list(online.parameters()) + [b for b in online.buffers() if b.is_floating_point()]
-    torch._foreach_lerp_(t_params, o_params, coef)
-
-
 def apply_spectral_norm(net: torch.nn.Module) -> None:
     """Spectral normalization (Miyato et al. 2018) of the hidden Linear layers of a Q net (not its tails)."""
     tails = {id(m) for m in getattr(net, "tails", [])}
@@ -105,8 +97,6 @@ class SoftActorCritic(Algorithm):
         super().check_spec(spec, env_info)
         if env_info is not None and env_info.is_discrete and spec.algorithm.action_pdtype not in ("default",
                                                                                                  "Categorical"):
-            from looplab.errors import SpecError
-
             raise SpecError("discrete SoftActorCritic needs action_pdtype Categorical (an exact expectation over "
                             "actions)", path="agent.algorithm.action_pdtype")
 

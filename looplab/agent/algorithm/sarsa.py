@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from looplab.agent.algorithm.base import Algorithm, AlgorithmConfig
+from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import Optimizer, build_net
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import POLICIES, select_action
-from looplab.registry import ALGORITHMS
 from looplab.spec.schema import PositiveCount
 
 

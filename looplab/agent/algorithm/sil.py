@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from looplab.agent.algorithm.actor_critic import ActorCritic, ActorCriticConfig
+from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.ppo import PPO, PPOConfig
 from looplab.agent.math import discounted_returns
+from looplab.agent.memory.base import MEMORIES
 from looplab.agent.memory.replay import Replay, ReplayConfig
 from looplab.errors import SpecError
-from looplab.registry import ALGORITHMS, MEMORIES
 from looplab.spec.schema import PositiveCount
 
 

@@ -1,6 +1,5 @@
-"""Memories, registered by `agent.memory.name`."""
+"""Memories, registered by `agent.memory.name`: each module here registers its own (found on first lookup)."""
 
-from looplab.agent.memory import image_replay, onpolicy, prioritized, replay  # noqa: F401  (registers the memories)
-from looplab.agent.memory.base import Memory, MemoryConfig
+from looplab.agent.memory.base import MEMORIES, Memory, MemoryConfig, memory_class
 
-__all__ = ["Memory", "MemoryConfig"]
+__all__ = ["MEMORIES", "Memory", "MemoryConfig", "memory_class"]

@@ -6,9 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from looplab.registry import Registry
 from looplab.spec.schema import Strict
 
 KEYS = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
+
+# memories, keyed by `agent.memory.name`; every module in this folder is looked at on first use
+MEMORIES = Registry("memory", "agent.memory.name", package="looplab.agent.memory")
 
 
 class MemoryConfig(Strict):
@@ -40,6 +44,11 @@ class Memory:
         raise NotImplementedError
 
     @classmethod
+    def storage_for(cls, env_info: Any) -> type[Memory]:
+        """The class that stores this memory's transitions for these env spaces (itself, by default)."""
+        return cls
+
+    @classmethod
     def estimate_nbytes(cls, config: MemoryConfig, env_info: Any, algorithm: Any) -> int:
         """Bytes this memory holds when full, from its config alone (checked before a run starts)."""
         return 0
@@ -49,6 +58,11 @@ class Memory:
 
     def load_state_dict(self, d: dict) -> None:
         pass
+
+
+def memory_class(name: str, env_info: Any) -> type[Memory]:
+    """The memory class the spec's `memory.name` selects for these env spaces."""
+    return MEMORIES.get(name).storage_for(env_info)
 
 
 def state_dtype(env_info: Any) -> np.dtype:

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from looplab.agent.memory.base import transition_nbytes
+from looplab.agent.memory.base import MEMORIES, transition_nbytes
 from looplab.agent.memory.replay import Replay, ReplayConfig
-from looplab.registry import MEMORIES
 
 
 @MEMORIES.register("ImageReplay")

@@ -6,8 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype, transition_nbytes
-from looplab.registry import MEMORIES
+from looplab.agent.memory.base import (
+    MEMORIES,
+    Memory,
+    MemoryConfig,
+    action_spec,
+    memory_class,
+    state_dtype,
+    transition_nbytes,
+)
+from looplab.agent.memory.replay import ReplayConfig
 from looplab.spec.schema import PositiveCount
 
 
@@ -33,9 +41,7 @@ class OnPolicyBatchReplay(Memory):
                  or getattr(algorithm, "num_step_returns", None) or 1)
         own = int(steps) * env_info.num_envs * transition_nbytes(env_info)
         if config.sil_replay_name and config.max_size and config.batch_size:  # SIL's own replay
-            from looplab.agent.memory.replay import ReplayConfig
-
-            replay = MEMORIES.get(config.sil_replay_name)
+            replay = memory_class(config.sil_replay_name, env_info)
             own += replay.estimate_nbytes(ReplayConfig(name=config.sil_replay_name, batch_size=config.batch_size,
                                                        max_size=config.max_size), env_info, algorithm)
         return own

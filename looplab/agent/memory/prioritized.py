@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import model_validator
 
+from looplab.agent.memory.base import MEMORIES
 from looplab.agent.memory.replay import Replay, ReplayConfig
-from looplab.registry import MEMORIES
 from looplab.spec.schema import NonNegCount, Prob
 
 

@@ -16,8 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from looplab.agent.memory.base import Memory, MemoryConfig, action_spec, state_dtype, transition_nbytes
-from looplab.registry import MEMORIES
+from looplab.agent.memory.base import (
+    MEMORIES,
+    Memory,
+    MemoryConfig,
+    action_spec,
+    state_dtype,
+    transition_nbytes,
+)
 from looplab.spec.schema import PositiveCount
 
 
@@ -37,21 +43,15 @@ class Replay(Memory):
     fields: tuple[str, ...] = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
     incremental = True
 
-    def __new__(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> Replay:
+    @classmethod
+    def storage_for(cls, env_info: Any) -> type[Memory]:
         if cls is Replay and env_info.is_image and state_dtype(env_info) == np.uint8:
-            # frame-stacked images: store each frame once (see image_replay.py)
-            from looplab.agent.memory.image_replay import ImageReplay
-
-            return super().__new__(ImageReplay)
-        return super().__new__(cls)
+            return MEMORIES.get("ImageReplay")  # frame-stacked images: store each frame once (image_replay.py)
+        return cls
 
     @classmethod
     def estimate_nbytes(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> int:
         max_size = max(int(config.max_size), env_info.num_envs)
-        if cls is Replay and env_info.is_image and state_dtype(env_info) == np.uint8:
-            from looplab.agent.memory.image_replay import ImageReplay
-
-            return ImageReplay.estimate_nbytes(config, env_info, algorithm)
         return max_size * transition_nbytes(env_info, cls.fields)
 
     def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):

@@ -1,6 +1,5 @@
-"""Networks, registered by `agent.net.type`."""
+"""Networks, registered by `agent.net.type`: each module here registers its own (found on first lookup)."""
 
-from looplab.agent.net import conv, dueling, layers, mlp, recurrent, torcharc_net  # noqa: F401  (registers the nets)
-from looplab.agent.net.base import Net, NetConfig, build_net
+from looplab.agent.net.base import NETS, Net, NetConfig, build_net
 
-__all__ = ["Net", "NetConfig", "build_net"]
+__all__ = ["NETS", "Net", "NetConfig", "build_net"]

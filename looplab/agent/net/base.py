@@ -10,9 +10,15 @@ import torch
 from pydantic import field_validator, model_validator
 from torch import nn
 
-from looplab.agent.net.optim import check_loss_spec, check_lr_scheduler_spec, check_optim_spec
+from looplab.agent.net.optim import (
+    check_loss_spec,
+    check_lr_scheduler_spec,
+    check_optim_spec,
+    make_lr_scheduler,
+    make_optim,
+)
 from looplab.errors import did_you_mean
-from looplab.registry import NETS
+from looplab.registry import Registry
 from looplab.spec.schema import ClassSpec, PositiveCount, Strict
 
 ROLE_KEYS = ("optim_spec", "lr_scheduler_spec", "loss_spec", "clip_grad_val", "init_std", "hid_layers",
@@ -29,6 +35,10 @@ def activation(name: str | None) -> nn.Module:
     if cls is None:
         raise ValueError(f"unknown activation '{name}'{did_you_mean(name.lower(), table)}")
     return cls()
+
+
+# nets, keyed by `agent.net.type`; every module in this folder is looked at on first use
+NETS = Registry("net type", "agent.net.type", package="looplab.agent.net")
 
 
 class NetConfig(Strict):
@@ -238,6 +248,18 @@ def copy_weights(src: nn.Module, dst: nn.Module) -> None:
     torch._foreach_copy_([*dst.parameters(), *dst.buffers()], [*src.parameters(), *src.buffers()])
 
 
+@torch.no_grad()
+def polyak_update(online: nn.Module, target: nn.Module, coef: float) -> None:
+    """target <- coef * online + (1 - coef) * target over parameters and float buffers (running BN
+    statistics); integer buffers (BN's batch count) are copied."""
+    t_floats = list(target.parameters()) + [b for b in target.buffers() if b.is_floating_point()]
+    o_floats = list(online.parameters()) + [b for b in online.buffers() if b.is_floating_point()]
+    torch._foreach_lerp_(t_floats, o_floats, coef)
+    for b, tb in zip(online.buffers(), target.buffers(), strict=True):
+        if not tb.is_floating_point():
+            tb.copy_(b)
+
+
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """`torch.nn.utils.clip_grad_norm_` on a list of same-device gradients, op for op (so bit for bit).
 
@@ -258,11 +280,8 @@ class Optimizer:
     """An optimizer with its lr scheduler, grad clipping and a guard against non-finite updates."""
 
     def __init__(self, params: list[nn.Parameter], config: NetConfig, frames_per_update: int):
-        from looplab.agent.net.optim import make_lr_scheduler, make_optim
-        from looplab.spec.schema import ClassSpec as _CS
-
         self.params = [p for p in params if p.requires_grad]
-        spec = config.optim_spec or _CS(name="Adam", lr=1e-3)
+        spec = config.optim_spec or ClassSpec(name="Adam", lr=1e-3)
         self.optim = make_optim(spec, self.params)
         self.lr_scheduler = make_lr_scheduler(config.lr_scheduler_spec, self.optim, frames_per_update)
         self.clip_grad_val = config.clip_grad_val

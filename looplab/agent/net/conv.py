@@ -11,10 +11,9 @@ import torch
 from pydantic import field_validator
 from torch import nn
 
-from looplab.agent.net.base import activation, activation_gain, init_params
+from looplab.agent.net.base import NETS, activation, activation_gain, init_params
 from looplab.agent.net.dueling import DuelingMLPNet
 from looplab.agent.net.mlp import MLPNet, MLPNetConfig
-from looplab.registry import NETS
 
 # Mnih et al. 2015 (Nature DQN)
 NATURE_CONV = [[32, 8, 4, 0, 1], [64, 4, 2, 0, 1], [64, 3, 1, 0, 1]]

@@ -6,9 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, activation_gain, init_params, out_layer_gain
+from looplab.agent.net.base import NETS, Net, activation_gain, init_params, out_layer_gain
 from looplab.agent.net.mlp import MLPNetConfig, mlp_body
-from looplab.registry import NETS
 
 
 @NETS.register("DuelingMLPNet")

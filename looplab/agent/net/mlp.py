@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from looplab.agent.net.base import (
+    NETS,
     Net,
     NetConfig,
     activation,
@@ -15,7 +16,6 @@ from looplab.agent.net.base import (
     init_params,
     make_tails,
 )
-from looplab.registry import NETS
 
 
 class MLPNetConfig(NetConfig):

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from looplab.agent.net.base import Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
+from looplab.agent.net.base import NETS, Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
 from looplab.agent.net.mlp import mlp_body
-from looplab.registry import NETS
 from looplab.spec.schema import PositiveCount
 
 

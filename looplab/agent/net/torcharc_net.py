@@ -15,8 +15,7 @@ import yaml
 from pydantic import field_validator
 
 from looplab.agent.net import layers  # noqa: F401  (registers the extra layers in torch.nn)
-from looplab.agent.net.base import Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
-from looplab.registry import NETS
+from looplab.agent.net.base import NETS, Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
 
 
 def _check_arc(v: Any) -> Any:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import validate_spec
 from tests.agent.loop import step
 from tests.conftest import SLM_SPECS, only_run, run_cli
 

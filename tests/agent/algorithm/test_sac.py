@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from looplab.agent.algorithm.sac import polyak_update, squash
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.algorithm.sac import squash
+from looplab.agent.net.base import polyak_update
+from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
-from looplab.registry import ALGORITHMS
-from looplab.spec.schema import validate_spec
 from tests.agent.loop import step
 from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
 
@@ -99,6 +100,16 @@ def test_polyak_update_mixes_parameters():
     assert torch.allclose(target.weight, torch.full_like(target.weight, 0.25 * 1.0 + 0.75 * 3.0))
 
 
+def test_polyak_update_mixes_running_statistics_and_copies_the_batch_count():
+    online, target = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    with torch.no_grad():
+        online.running_mean.fill_(2.0)
+        online.num_batches_tracked.fill_(7)
+    polyak_update(online, target, 0.5)
+    assert torch.equal(target.running_mean, torch.full((2,), 1.0))  # 0.5 * 2 + 0.5 * 0
+    assert int(target.num_batches_tracked) == 7
+
+
 def test_random_actions_before_training_start_and_alpha_clamped():
     agent, env = _agent(_raw(training_start_step=50, log_alpha_max=0.1, alpha_lr=10.0))
     state = env.reset()
@@ -129,8 +140,8 @@ def test_sac_smoke_runs_through_the_cli(data_dir):
 @pytest.mark.slow
 def test_sac_learns_pendulum(tmp_path):
     """The tuned library spec gets the last episodes of Pendulum-v1 above -400 (random: about -1200)."""
-    from looplab.experiment.paths import RunPaths
     from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
     from looplab.spec.load import load_spec
 
     raw, _ = load_spec(str(ROOT / "looplab" / "spec" / "library" / "sac_pendulum.json"), "sac_pendulum")

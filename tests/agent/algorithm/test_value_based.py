@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from looplab.agent.algorithm import ALGORITHMS
 from looplab.agent.algorithm.sarsa import sarsa_next_actions
 from looplab.agent.policy import boltzmann, epsilon_greedy
 from looplab.env import Clock, Env
 from looplab.experiment.run import prepare
-from looplab.registry import ALGORITHMS
 from tests.agent.algorithm.test_discrete_specs import run_frames
 from tests.conftest import SLM_SPECS
 
@@ -120,6 +120,7 @@ def test_boltzmann_temperature():
         assert abs(p1 - expected) < 0.015
 
 
+OFF_POLICY = ("agent.algorithm.training_start_step=32", "agent.memory.batch_size=16")
 SPECS = {
     "Reinforce": ("benchmark/reinforce/reinforce_cartpole.json", "reinforce_cartpole"),
     "SARSA": ("benchmark/sarsa/sarsa_cartpole.json", "sarsa_epsilon_greedy_cartpole"),
@@ -128,13 +129,16 @@ SPECS = {
     "DoubleDQN": ("benchmark/dqn/dqn_cartpole.json", "ddqn_per_boltzmann_cartpole"),
     "ActorCritic": ("benchmark/a2c/a2c_gae_cartpole.json", "a2c_gae_cartpole"),
     "PPOSIL": ("benchmark/sil/ppo_sil_cartpole.json", "ppo_sil_cartpole"),
+    "PPO": ("benchmark/ppo/ppo_cartpole.json", "ppo_cartpole"),
+    "SoftActorCritic": ("benchmark/sac/sac_pendulum.json", "sac_pendulum", *OFF_POLICY),
+    "CrossQ": ("benchmark/crossq/crossq_classic.yaml", "crossq_cartpole", *OFF_POLICY),
 }
 
 
 @pytest.mark.parametrize("algo", list(SPECS))
 def test_save_and_reload_round_trip(algo):
-    path, name = SPECS[algo]
-    _, spec, _ = prepare(str(SLM_SPECS / path), name, None, ["env.max_frame=300"])
+    path, name, *overrides = SPECS[algo]
+    _, spec, _ = prepare(str(SLM_SPECS / path), name, None, ["env.max_frame=300", *overrides])
     if getattr(spec.algorithm, "time_horizon", None):
         spec.algorithm.time_horizon = 16
     if getattr(spec.algorithm, "training_frequency", None):
@@ -147,7 +151,7 @@ def test_save_and_reload_round_trip(algo):
     for k, net in agent.nets().items():
         for p, q in zip(net.state_dict().values(), other.nets()[k].state_dict().values(), strict=True):
             assert torch.equal(p, q)
-    states = np.random.default_rng(0).normal(size=(env.num_envs, 4)).astype(np.float32)
+    states = np.random.default_rng(0).normal(size=(env.num_envs, *env.info.state_shape)).astype(np.float32)
     agent.training = other.training = False
     torch.manual_seed(1)  # epsilon-greedy / boltzmann stay stochastic at their end values
     a = agent.act(states)

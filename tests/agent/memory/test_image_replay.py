@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from looplab.agent.memory import memory_class
 from looplab.agent.memory.image_replay import ImageReplay
 from looplab.agent.memory.replay import Replay, ReplayConfig
+from looplab.agent.validate import validate_spec
 from looplab.env.make import EnvInfo
-from looplab.spec.schema import validate_spec
 
 ATARI = {"agent": {"algorithm": {"name": "SoftActorCritic", "action_pdtype": "Categorical"},
                    "memory": {"name": "Replay", "batch_size": 32, "max_size": 600},
@@ -23,7 +24,8 @@ class _Algo:
 
 
 def _memory(env_info, max_size: int = 600) -> Replay:
-    return Replay(ReplayConfig(name="Replay", batch_size=32, max_size=max_size), env_info, _Algo())
+    return memory_class("Replay", env_info)(ReplayConfig(name="Replay", batch_size=32, max_size=max_size), env_info,
+                                            _Algo())
 
 
 def test_replay_of_stacked_images_is_an_image_replay_storing_each_frame_once():

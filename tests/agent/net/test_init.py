@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from looplab.agent.net import NETS
 from looplab.agent.net.base import activation_gain, build_net
-from looplab.registry import NETS
 from looplab.spec.schema import validate_model
 
 ARC = {"modules": {"body": {"Sequential": [{"LazyLinear": {"out_features": 16}}, {"Tanh": None}]}},

@@ -157,10 +157,12 @@ def test_bad_cell_type_is_a_located_spec_error():
 ], ids=["PPO-GRU", "DQN-LSTM"])
 def test_same_seed_same_run_and_exact_resume(name, overrides, tmp_path, monkeypatch):
     """Windows cross log checkpoints mid-episode; a resumed run must match the straight one bit for bit."""
-    import looplab.analysis.graphs as graphs
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
     from tests.experiment.test_determinism import assert_same_weights, frame, load_case, run
 
-    monkeypatch.setattr(graphs, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
     torch.set_num_threads(1)
     spec = load_case(RNN_SPECS, name, overrides)
     a = run(spec, tmp_path / "a")

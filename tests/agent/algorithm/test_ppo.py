@@ -1,0 +1,55 @@
+"""PPO: the clipped objective and the percentile advantage normalizer against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from looplab.agent.algorithm.ppo import PercentileNormalizer, clipped_surrogate_loss
+from looplab.experiment.run import prepare
+from tests.agent.loop import make_agent, step
+from tests.conftest import SLM_SPECS
+
+
+def test_clipped_objective_against_hand_computed_values():
+    ratio = torch.tensor([0.5, 0.9, 1.1, 1.5, 0.5, 1.5])
+    adv = torch.tensor([1.0, 1.0, 1.0, 1.0, -2.0, -2.0])
+    # eps 0.2: clip(r) = [0.8, 0.9, 1.1, 1.2, 0.8, 1.2]
+    # A > 0: min(rA, clip(r)A) = [0.5, 0.9, 1.1, 1.2]   (a ratio above 1 + eps earns no more)
+    # A < 0: min(-1.0, -1.6) = -1.6 (r = 0.5: the clipped term is the pessimistic one), min(-3.0, -2.4) = -3.0
+    expected = -(0.5 + 0.9 + 1.1 + 1.2 - 1.6 - 3.0) / 6
+    assert float(clipped_surrogate_loss(ratio, adv, 0.2)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_clipped_objective_has_no_gradient_outside_the_trust_region():
+    ratio = torch.tensor([1.5, 0.5, 1.05], requires_grad=True)
+    clipped_surrogate_loss(ratio, torch.tensor([1.0, -1.0, 1.0]), 0.2).backward()
+    # clipped (A > 0, r > 1 + eps) and (A < 0, r < 1 - eps): zero gradient; inside: -A / n
+    assert torch.allclose(ratio.grad, torch.tensor([0.0, 0.0, -1.0 / 3]))
+
+
+def test_percentile_normalizer_tracks_the_spread_and_never_scales_up():
+    norm = PercentileNormalizer(decay=0.5)
+    values = torch.arange(101, dtype=torch.float32)  # p5 = 5, p95 = 95
+    norm.update(values)
+    assert (norm.perc5, norm.perc95) == pytest.approx((2.5, 47.5))  # 0.5 * 0 + 0.5 * p
+    assert torch.allclose(norm.normalize(values), values / 45.0)
+    small = PercentileNormalizer()
+    small.update(torch.tensor([0.0, 0.1]))
+    assert torch.equal(small.normalize(torch.tensor([0.2])), torch.tensor([0.2]))  # spread < 1: divided by 1
+
+
+def test_percentile_normalization_runs_and_its_state_round_trips():
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json"), "ppo_cartpole", None,
+                         ["env.max_frame=200", "agent.algorithm.time_horizon=32",
+                          "agent.algorithm.normalize_advantages=percentile"])
+    agent, env = make_agent(spec)
+    state = env.reset()
+    while agent.clock.opt_step == 0:
+        state = step(agent, env, state)
+    env.close()
+    assert agent.percentile is not None and agent.percentile.perc95 > agent.percentile.perc5
+    extra = agent.extra_state()
+    other, _ = make_agent(spec, seed=1)
+    other.load_extra_state(extra)
+    assert vars(other.percentile) == vars(agent.percentile)
