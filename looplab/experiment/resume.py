@@ -14,6 +14,7 @@ from pathlib import Path
 
 from looplab import io
 from looplab.errors import LoopLabError
+from looplab.experiment.hogwild import refuse_resume
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.paths import RunPaths, data_dir
 
@@ -131,6 +132,7 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     mode = status.get("mode", "train")
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
+    refuse_resume(spec, root)
     memory = check_memory(spec, mode, str(root / f"{name}_spec.json"), force)
     paths = RunPaths(root, name)
     check_same_code(root, raw)

@@ -35,7 +35,7 @@ log = logging.getLogger("looplab")
 class Session:
     def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
                  mode: str = "train", progress: Callable[[dict], None] | None = None,
-                 random_baseline: float = 0.0, resume: bool = False):
+                 random_baseline: float = 0.0, resume: bool = False, hogwild: Any = None):
         self.spec = spec
         self.paths = paths
         self.trial, self.index = trial, session
@@ -48,10 +48,14 @@ class Session:
         self.env = Env(spec, seed)
         self.clock = Clock(num_envs=self.env.num_envs)
         self.agent = ALGORITHMS.get(spec.algorithm.name)(spec, self.env.info, self.clock)
+        if hogwild is not None:  # a worker of a Hogwild trial (looplab.experiment.hogwild)
+            hogwild.attach(self.agent)
         self.rows: list[dict] = []
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
+        if hogwild is not None:
+            self.max_frame = min(self.max_frame, hogwild.max_frame)
         self.ckpt_path = paths.file("model", trial, session, "ckpt.pt")
         self.checkpoint_frequency = spec.meta.checkpoint_frequency or self.log_frequency
         self.replay_store = ReplayStore(paths.file("model", trial, session, "replay")) if (
@@ -240,12 +244,14 @@ def signal_name(signum: int) -> str:
 
 
 def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
-                progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False) -> dict:
-    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume).run()
+                progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False,
+                hogwild: Any = None) -> dict:
+    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume, hogwild).run()
 
 
 def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
-                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False) -> dict:
+                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False,
+                   hogwild: Any = None) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     from pathlib import Path
 
@@ -258,4 +264,4 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)
     return run_session(spec, paths, trial, session, seed, mode, queue.put if queue is not None else None,
-                       random_baseline, resume)
+                       random_baseline, resume, hogwild)

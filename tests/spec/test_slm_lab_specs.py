@@ -11,10 +11,7 @@ from tests.conftest import SLM_SPECS, placeholder_values
 
 # what cannot run here, by spec file, and the line that says so
 CANNOT_RUN = {
-    "benchmark/a3c/": "distributed (Hogwild) training is not supported",
-    "benchmark/dppo/": "distributed (Hogwild) training is not supported",
     "benchmark/async_sac/async_sac_halfcheetah_pybullet.json": "unknown Gymnasium env id 'HalfCheetahBulletEnv-v0'",
-    "benchmark/async_sac/": "distributed (Hogwild) training is not supported",
 }
 
 
