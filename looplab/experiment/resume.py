@@ -109,18 +109,19 @@ def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
 
 
 def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
-               force: bool = False) -> Path:
-    """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder."""
+               force: bool = False, ray_address: str | None = None) -> Path:
+    """Continue the run `target` (a folder or 'latest') of `spec_name` in place (its unfinished sessions on the
+    Ray cluster at `ray_address`, if given); returns its folder."""
     from looplab.cli import print_summary
     from looplab.experiment.run import execute
 
-    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force)
+    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force, ray_address)
     print_summary(paths, execute(paths, trial))
     return paths.root
 
 
 def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
-                 force: bool = False) -> tuple[RunPaths, object]:
+                 force: bool = False, ray_address: str | None = None) -> tuple[RunPaths, object]:
     """The run folder `target` marked running again, and the Trial that continues it from its checkpoints
     (refused if it cannot fit in memory, unless `force`)."""
     from looplab.experiment.resources import check_memory
@@ -137,6 +138,11 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     paths = RunPaths(root, name)
     check_same_code(root, raw)
     check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
+    cluster = None
+    if ray_address:
+        from looplab.experiment.cluster import connect
+
+        cluster = connect(ray_address, spec, str(root / f"{name}_spec.json"))
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
     log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
@@ -144,5 +150,7 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
                  resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
                  memory_estimate=memory.as_dict())
     seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
-    return paths, Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)
+    trial = Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)
+    trial.cluster = cluster
+    return paths, trial
 

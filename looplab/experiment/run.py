@@ -132,9 +132,17 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
 
 
 def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
-              seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, dict]:
-    """dev / train: one trial in a new run folder (with the given session seeds, if any)."""
+              seeds: list[int] | None = None, force: bool = False,
+              ray_address: str | None = None) -> tuple[RunPaths, dict]:
+    """dev / train: one trial in a new run folder (with the given session seeds, if any; its sessions on the
+    Ray cluster at `ray_address`, if given)."""
+    cluster = None
+    if ray_address:  # before the run folder: a cluster that does not answer or cannot hold a session makes none
+        from looplab.experiment.cluster import connect
+
+        cluster = connect(ray_address, spec, file)
     paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force)
+    trial.cluster = cluster
     return paths, execute(paths, trial)
 
 

@@ -22,6 +22,7 @@ from looplab.analysis.metrics import trial_metrics
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
+from looplab.experiment.cluster import run_sessions
 from looplab.experiment.hogwild import start_hogwild
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
@@ -48,6 +49,7 @@ class Trial:
         self.seeds = list(seeds) if seeds is not None else [session_seed(root, trial, s)
                                                             for s in range(self.num_sessions)]
         self.hogwild = None  # meta.distributed: the global nets the sessions train (looplab.experiment.hogwild)
+        self.cluster: dict | None = None  # --ray-address: each session's Ray resources (looplab.experiment.cluster)
 
     def run(self) -> dict:
         spec = self.spec
@@ -58,7 +60,9 @@ class Trial:
             self.hogwild = start_hogwild(spec, self.spec_dict, self.num_sessions, self.seeds[0])
         view = ProgressView(self.num_sessions, spec.env.max_frame, enabled=not self.quiet)
         with view:
-            if self.num_sessions == 1:
+            if self.cluster is not None:
+                scalars = run_sessions(self, view, baseline)
+            elif self.num_sessions == 1:
                 torch.set_num_threads(1)  # one intra-op thread is faster for RL-sized nets
                 scalars = [run_session(spec, self.paths, self.index, 0, self.seeds[0], self.mode, view.update,
                                        baseline, self.resume, self.hogwild)]
