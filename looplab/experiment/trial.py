@@ -58,7 +58,8 @@ class Trial:
                  self.num_sessions, self.seeds, baseline)
         if spec.meta.distributed:
             self.hogwild = start_hogwild(spec, self.spec_dict, self.num_sessions, self.seeds[0])
-        view = ProgressView(self.num_sessions, spec.env.max_frame, enabled=not self.quiet)
+        view = ProgressView(self.num_sessions, self.hogwild.max_frame if self.hogwild else spec.env.max_frame,
+                            enabled=not self.quiet)
         with view:
             if self.cluster is not None:
                 scalars = run_sessions(self, view, baseline)

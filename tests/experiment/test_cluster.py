@@ -145,7 +145,7 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
     cmd = [sys.executable, "-m", "looplab.cli", *args, "--ray-address", cluster.address, "--data-dir", str(data)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0", **cluster.auth},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    groups = {w.pid for w in cluster.workers}
+    nodes = {w.pid for w in cluster.workers}
     deadline = time.time() + TIMEOUT
     while time.time() < deadline and proc.poll() is None:
         for attempts in data.glob("*/info/*_attempts.json"):
@@ -153,14 +153,23 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
             df = attempts.parent / f"{NAME}_t0_s{session}_session_df_train.csv"
             if not df.exists() or len(df.read_text().splitlines()) < 3:
                 continue
-            pid = json.loads(attempts.read_text())[-1]["pid"]
-            try:
-                group = os.getpgid(pid)
-            except ProcessLookupError:
-                continue
-            if group in groups:
-                os.killpg(group, signal.SIGKILL)
+            node = _ancestor_in(json.loads(attempts.read_text())[-1]["pid"], nodes)
+            if node is not None:
+                os.killpg(node, signal.SIGKILL)  # `ray start --block` leads its node's process group
                 return proc
         time.sleep(0.5)
     proc.kill()
-    raise AssertionError("no session ran on a worker node long enough to kill it")
+    raise AssertionError(f"no session ran on a worker node long enough to kill it: {proc.communicate()[1][-2000:]}")
+
+
+def _ancestor_in(pid: int, pids: set[int]) -> int | None:
+    """The first of `pids` among the ancestors of process `pid` (a Ray worker's: its raylet's `ray start`)."""
+    while pid > 1:
+        if pid in pids:
+            return pid
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return None
