@@ -147,7 +147,7 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     log.info("resuming %s (status %s) with its saved spec %s_spec.json (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
-                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
+                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None, ray_address=ray_address,
                  memory_estimate=memory.as_dict())
     seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
     trial = Trial(spec, raw, str(root / f"{name}_spec.json"), paths, 0, mode, quiet, resume=True, seeds=seeds)

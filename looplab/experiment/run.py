@@ -143,6 +143,8 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
         cluster = connect(ray_address, spec, file)
     paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force)
     trial.cluster = cluster
+    if ray_address:
+        write_status(paths, ray_address=ray_address)
     return paths, execute(paths, trial)
 
 

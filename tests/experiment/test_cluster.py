@@ -98,7 +98,8 @@ def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path)
     for name in (f"{NAME}_t0_trial_metrics_scalar.json", f"{NAME}_t0_trial_graph_mean_returns_vs_frames.png",
                  f"model/{NAME}_t0_s3_net_model.pt", f"log/{NAME}_t0_s3.log", "index.html"):
         assert (run / name).exists(), name
-    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "finished" and status["ray_address"] == cluster.address
 
     # a run whose session 1 was killed at frame 1000 here finishes on the cluster as if never stopped
     cut = tmp_path / "cut"
