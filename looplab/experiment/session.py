@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,14 @@ from looplab.registry import ALGORITHMS
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
 log = logging.getLogger("looplab")
+if TYPE_CHECKING:
+    from looplab.experiment.hogwild import Hogwild
 
 
 class Session:
     def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
                  mode: str = "train", progress: Callable[[dict], None] | None = None,
-                 random_baseline: float = 0.0, resume: bool = False, hogwild: Any = None):
+                 random_baseline: float = 0.0, resume: bool = False, hogwild: Hogwild | None = None):
         self.spec = spec
         self.paths = paths
         self.trial, self.index = trial, session
@@ -245,13 +247,13 @@ def signal_name(signum: int) -> str:
 
 def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
                 progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False,
-                hogwild: Any = None) -> dict:
+                hogwild: Hogwild | None = None) -> dict:
     return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume, hogwild).run()
 
 
 def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
                    mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False,
-                   hogwild: Any = None) -> dict:
+                   hogwild: Hogwild | None = None) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     from pathlib import Path
 

@@ -23,7 +23,7 @@ from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
 from looplab.experiment.checkpoint import STOP, Interrupted
 from looplab.experiment.cluster import run_sessions
-from looplab.experiment.hogwild import start_hogwild
+from looplab.experiment.hogwild import Hogwild, start_hogwild
 from looplab.experiment.paths import RunPaths
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
@@ -48,7 +48,7 @@ class Trial:
         root = spec.meta.random_seed
         self.seeds = list(seeds) if seeds is not None else [session_seed(root, trial, s)
                                                             for s in range(self.num_sessions)]
-        self.hogwild = None  # meta.distributed: the global nets the sessions train (looplab.experiment.hogwild)
+        self.hogwild: Hogwild | None = None  # meta.distributed: the global nets the sessions train (looplab.experiment.hogwild)
         self.cluster: dict | None = None  # --ray-address: each session's Ray resources (looplab.experiment.cluster)
 
     def run(self) -> dict:
