@@ -29,8 +29,9 @@ def run(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: dotted.path=value")] = None,
     data: Annotated[str | None, typer.Option("--data-dir", help="data folder (default ./data or $LOOPLAB_DATA_DIR)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="search on this Ray cluster "
-                                                    "(default $RAY_ADDRESS, else a local Ray)")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="search, or a train trial's sessions, on "
+                                                    "this Ray cluster (search: default $RAY_ADDRESS, else a local "
+                                                    "Ray)")] = None,
     keep: Annotated[int, typer.Option("--keep", help="search: keep the models of the best N trials (-1: all)")] = 3,
     render: Annotated[bool, typer.Option("--render", help="enjoy: show the env (needs a display)")] = False,
     record: Annotated[bool, typer.Option("--record", help="enjoy: write a video of the episodes")] = False,
@@ -47,9 +48,9 @@ def run(
     if base_mode not in MODES:
         raise LoopLabError(f"unknown mode '{mode}': use one of {', '.join(MODES)} (train@RUN_DIR resumes)")
     target = mode.split("@", 1)[1] if "@" in mode else None
-    if ray_address and base_mode in ("dev", "train"):
-        raise LoopLabError(f"--ray-address: mode '{base_mode}' runs its sessions on this machine; only search "
-                           "runs trials on a Ray cluster")
+    if ray_address and base_mode in ("dev", "enjoy"):
+        raise LoopLabError(f"--ray-address: mode '{base_mode}' runs on this machine; train runs its sessions and "
+                           "search its trials on a Ray cluster")
     if push_run:
         from looplab.hub import check_push
 
@@ -73,7 +74,7 @@ def run(
             raise LoopLabError(f"mode '{mode}': only train@RUN_DIR and enjoy@RUN_DIR take a run folder")
         from looplab.experiment.resume import run_resume
 
-        paths, metrics = run_resume(spec_file, spec_name, target, data, quiet, force)
+        paths, metrics = run_resume(spec_file, spec_name, target, data, quiet, force, ray_address)
         print_summary(paths, metrics)
         push_after_run(paths.root, push_run)
         return
@@ -82,7 +83,7 @@ def run(
         from looplab.hub import check_push
 
         check_push()
-    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet, force=force)
+    paths, metrics = run_trial(raw, spec, file, base_mode, data, quiet, force=force, ray_address=ray_address)
     print_summary(paths, metrics)
     push_after_run(paths.root, push_run)
 

@@ -134,6 +134,10 @@ class RunPaths:
     def trial_error(self, trial: int) -> Path:
         return self.file("info", trial, None, "trial_error.json")
 
+    def attempts(self, trial: int, session: int) -> Path:
+        """The nodes a cluster session ran on, one entry per attempt (a node that died means another)."""
+        return self.file("info", trial, session, "attempts.json")
+
     # ---- model/ -----------------------------------------------------------------------------------
     def checkpoint(self, trial: int, session: int, best: bool = False) -> Path:
         """The session's full checkpoint: the latest (for resume) or the best (highest total_reward_ma)."""

@@ -233,6 +233,9 @@ class Report:
                  ("command", f"<code>{html.escape(str(m.get('command', '–')))}</code>"),
                  ("spec file", html.escape(str(self.status.get("spec_file", "–")))),
                  ("versions", ", ".join(f"{html.escape(k)} {html.escape(str(v))}" for k, v in versions.items()) or "–")]
+        if m.get("distributed"):
+            items.append(("determinism", f"not bit-reproducible: Hogwild (meta.distributed: "
+                          f"{html.escape(str(m['distributed']))}), the sessions updated shared nets without locks"))
         body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
         spec = html.escape(json.dumps(self.spec, indent=2))
         return (f"<section><h2>Provenance</h2><dl>{body}</dl>"

@@ -73,7 +73,10 @@ class MemoryEstimate:
 
 
 def sessions_at_once(spec: Any, mode: str) -> int:
-    return 1 if mode == "dev" else min(spec.meta.max_session, usable_cores())
+    if mode == "dev":
+        return 1
+    # Hogwild workers all run at once (looplab.experiment.hogwild)
+    return spec.meta.max_session if spec.meta.distributed else min(spec.meta.max_session, usable_cores())
 
 
 def session_env_workers(spec: Any, sessions: int) -> int:

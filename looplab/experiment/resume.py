@@ -14,6 +14,8 @@ from pathlib import Path
 from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.errors import LoopLabError
+from looplab.experiment.cluster import connect
+from looplab.experiment.hogwild import refuse_resume
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.resources import check_memory
 from looplab.experiment.run import execute, git_info, write_status
@@ -80,14 +82,15 @@ def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
 
 
 def run_resume(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
-               force: bool = False) -> tuple[RunPaths, dict]:
-    """Continue the run `target` (a folder or 'latest') of `spec_name` in place; returns its folder and metrics."""
-    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force)
+               force: bool = False, ray_address: str | None = None) -> tuple[RunPaths, dict]:
+    """Continue the run `target` (a folder or 'latest') of `spec_name` in place (its unfinished sessions on the
+    Ray cluster at `ray_address`, if given); returns its folder and metrics."""
+    paths, trial = resume_trial(spec_file, spec_name, target, data, quiet, force, ray_address)
     return paths, execute(paths, trial)
 
 
 def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, quiet: bool,
-                 force: bool = False) -> tuple[RunPaths, object]:
+                 force: bool = False, ray_address: str | None = None) -> tuple[RunPaths, object]:
     """The run folder `target` marked running again, and the Trial that continues it from its checkpoints
     (refused if it cannot fit in memory, unless `force`)."""
     root, name = find_run(target, spec_name, data)
@@ -95,16 +98,20 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     mode = status.get("mode", "train")
     if mode not in ("dev", "train"):
         raise LoopLabError(f"{root} is a '{mode}' run; only dev and train runs resume")
+    refuse_resume(spec, root)
     paths = RunPaths(root, name)
     memory = check_memory(spec, mode, str(paths.spec()), force)
     check_same_code(root, raw)
     check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
+    cluster = connect(ray_address, spec, str(paths.spec())) if ray_address else None
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
     log.info("resuming %s (status %s) with its saved spec %s (seed %s); %s is not re-read",
              root, status.get("status", "unknown"), paths.spec().name, spec.meta.random_seed, spec_file)
     write_status(paths, status="running", resumed=int(status.get("resumed", 0)) + 1,
-                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None,
+                 resumed_at=time.strftime("%Y-%m-%d %H:%M:%S"), pid=os.getpid(), error=None, ray_address=ray_address,
                  memory_estimate=memory.as_dict())
     seeds = (raw.get("meta") or {}).get("session_seeds")  # the seeds it ran with (a reproduction may set them)
-    return paths, Trial(spec, raw, str(paths.spec()), paths, 0, mode, quiet, resume=True, seeds=seeds)
+    trial = Trial(spec, raw, str(paths.spec()), paths, 0, mode, quiet, resume=True, seeds=seeds)
+    trial.cluster = cluster
+    return paths, trial
 

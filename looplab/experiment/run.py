@@ -18,6 +18,7 @@ from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.analysis import report as analysis_report
 from looplab.errors import LoopLabError
+from looplab.experiment.cluster import connect
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.resources import check_memory
 from looplab.experiment.seeds import root_seed, session_seed
@@ -137,9 +138,16 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
 
 
 def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
-              seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, dict]:
-    """dev / train: one trial in a new run folder (with the given session seeds, if any)."""
+              seeds: list[int] | None = None, force: bool = False,
+              ray_address: str | None = None) -> tuple[RunPaths, dict]:
+    """dev / train: one trial in a new run folder (with the given session seeds, if any; its sessions on the
+    Ray cluster at `ray_address`, if given)."""
+    # before the run folder: a cluster that does not answer or cannot hold a session makes none
+    cluster = connect(ray_address, spec, file) if ray_address else None
     paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force)
+    trial.cluster = cluster
+    if ray_address:
+        write_status(paths, ray_address=ray_address)
     return paths, execute(paths, trial)
 
 

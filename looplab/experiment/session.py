@@ -11,7 +11,7 @@ import math
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,12 +36,14 @@ from looplab.runfolder import RunPaths
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
 log = logging.getLogger("looplab")
+if TYPE_CHECKING:
+    from looplab.experiment.hogwild import Hogwild
 
 
 class Session:
     def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
                  mode: str = "train", progress: Callable[[dict], None] | None = None,
-                 random_baseline: float = 0.0, resume: bool = False):
+                 random_baseline: float = 0.0, resume: bool = False, hogwild: Hogwild | None = None):
         self.spec = spec
         self.paths = paths
         self.trial, self.index = trial, session
@@ -54,10 +56,14 @@ class Session:
         self.env = Env(spec, seed)
         self.clock = Clock(num_envs=self.env.num_envs)
         self.agent = ALGORITHMS.get(spec.algorithm.name)(spec, self.env.info, self.clock)
+        if hogwild is not None:  # a worker of a Hogwild trial (looplab.experiment.hogwild)
+            hogwild.attach(self.agent)
         self.rows: list[dict] = []
         self.best_ma = -math.inf
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
+        if hogwild is not None:
+            self.max_frame = min(self.max_frame, hogwild.max_frame)
         self.ckpt_path = paths.checkpoint(trial, session)
         self.checkpoint_frequency = spec.meta.checkpoint_frequency or self.log_frequency
         self.replay_store = ReplayStore(paths.replay_dir(trial, session)) if (
@@ -246,12 +252,14 @@ def signal_name(signum: int) -> str:
 
 
 def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
-                progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False) -> dict:
-    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume).run()
+                progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False,
+                hogwild: Hogwild | None = None) -> dict:
+    return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume, hogwild).run()
 
 
 def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
-                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False) -> dict:
+                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False,
+                   hogwild: Hogwild | None = None) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     torch.set_num_threads(1)
     install_stop_handlers(force_on_repeat=False, reset=False)
@@ -259,4 +267,4 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)
     return run_session(spec, paths, trial, session, seed, mode, queue.put if queue is not None else None,
-                       random_baseline, resume)
+                       random_baseline, resume, hogwild)

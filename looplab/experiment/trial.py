@@ -17,6 +17,8 @@ from looplab.analysis.baseline import random_baseline
 from looplab.analysis.commands import write_trial_results
 from looplab.env.make import env_kwargs
 from looplab.env.pool import die_with_parent, usable_cores
+from looplab.experiment.cluster import run_sessions
+from looplab.experiment.hogwild import Hogwild, start_hogwild
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
@@ -42,18 +44,25 @@ class Trial:
         root = spec.meta.random_seed
         self.seeds = list(seeds) if seeds is not None else [session_seed(root, trial, s)
                                                             for s in range(self.num_sessions)]
+        self.hogwild: Hogwild | None = None  # meta.distributed: the global nets the sessions train (looplab.experiment.hogwild)
+        self.cluster: dict | None = None  # --ray-address: each session's Ray resources (looplab.experiment.cluster)
 
     def run(self) -> dict:
         spec = self.spec
         baseline = random_baseline(spec.env.name, env_kwargs(spec.env))
         log.info("trial %s: %d session(s), seeds %s, random baseline %.2f", self.paths.prename(self.index),
                  self.num_sessions, self.seeds, baseline)
-        view = ProgressView(self.num_sessions, spec.env.max_frame, enabled=not self.quiet)
+        if spec.meta.distributed:
+            self.hogwild = start_hogwild(spec, self.spec_dict, self.num_sessions, self.seeds[0])
+        view = ProgressView(self.num_sessions, self.hogwild.max_frame if self.hogwild else spec.env.max_frame,
+                            enabled=not self.quiet)
         with view:
-            if self.num_sessions == 1:
+            if self.cluster is not None:
+                scalars = run_sessions(self, view, baseline)
+            elif self.num_sessions == 1:
                 torch.set_num_threads(1)  # one intra-op thread is faster for RL-sized nets
                 scalars = [run_session(spec, self.paths, self.index, 0, self.seeds[0], self.mode, view.update,
-                                       baseline, self.resume)]
+                                       baseline, self.resume, self.hogwild)]
             else:
                 scalars = self._run_parallel(view, baseline)
         if STOP.signum:
@@ -73,7 +82,8 @@ class Trial:
 
     def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
         ctx = mp.get_context("spawn")
-        workers = min(self.num_sessions, usable_cores())
+        # Hogwild workers train together, so all run at once (as in SLM Lab)
+        workers = self.num_sessions if self.hogwild else min(self.num_sessions, usable_cores())
         spec_dict = self.spec_dict
         if self.spec.meta.env_workers is None:  # sessions running at once share the cores for their env workers
             spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": session_env_workers(self.spec,
@@ -91,7 +101,7 @@ class Trial:
                     futures = [
                         pool.submit(session_worker, spec_dict, self.spec_file, str(self.paths.root),
                                     self.paths.name, self.index, s, self.seeds[s], self.mode, queue, baseline,
-                                    str(self.paths.log_file(self.index, s)), self.resume)
+                                    str(self.paths.log_file(self.index, s)), self.resume, self.hogwild)
                         for s in range(self.num_sessions)
                     ]
                     results = self._collect(pool, futures)

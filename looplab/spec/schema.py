@@ -135,9 +135,11 @@ class MetaSpec(Strict):
     @field_validator("distributed")
     @classmethod
     def _distributed(cls, v: Any) -> Any:
-        if v not in (False, "false"):
-            raise ValueError("distributed (Hogwild) training is not supported; set it to false")
-        return False
+        if v in (False, "false"):
+            return False
+        if v not in ("shared", "synced"):  # SLM Lab's Hogwild modes (looplab.agent.net.hogwild)
+            raise ValueError(f"must be false, 'shared' or 'synced', got {v!r}")
+        return v
 
 
 class AgentSpec(Strict):

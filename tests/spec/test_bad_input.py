@@ -70,7 +70,8 @@ CASES: dict[str, tuple[str | None, str]] = {
     "dqn_on_continuous.json": ("agent.algorithm.name", "DQN cannot act in a continuous action space"),
     "convnet_on_vector_obs.json": ("agent.net.type", "ConvNet needs (C, H, W) image states"),
     "unknown_env_id.json": ("env.name", "unknown Gymnasium env id 'CartPole-v99'"),
-    "distributed_true.json": ("meta.distributed", "not supported"),
+    "distributed_true.json": ("meta.distributed", "must be false, 'shared' or 'synced', got True"),
+    "distributed_random.json": ("meta.distributed", "Random has no nets to train, so Hogwild cannot share any"),
     "schedule_steps_reversed.json": ("agent.algorithm.clip_eps_spec", "end_step must not be before start_step"),
     "unfilled_placeholder.json": ("env.name", "unfilled placeholder ${env}: give it with -s env=VALUE"),
 }

@@ -82,6 +82,12 @@ class Algorithm:
         if cls.memories is not None and spec.memory.name not in cls.memories:
             raise SpecError(f"{spec.algorithm.name} needs memory {' or '.join(cls.memories)}, got '{spec.memory.name}'",
                             path="agent.memory.name")
+        if spec.meta.distributed and not cls.needs_net:
+            raise SpecError(f"{spec.algorithm.name} has no nets to train, so Hogwild cannot share any; set it to "
+                            "false", path="meta.distributed")
+        if spec.meta.distributed and str(spec.net.gpu).lower() == "true":
+            raise SpecError("Hogwild trains nets in shared CPU memory; set agent.net.gpu to false or auto",
+                            path="meta.distributed")
         if env_info is None:
             return
         if cls.action_types is not None and env_info.action_type not in cls.action_types:

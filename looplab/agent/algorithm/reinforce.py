@@ -86,8 +86,10 @@ class Reinforce(Algorithm):
             self.actor.log_std = torch.nn.Parameter(
                 torch.full((info.action_dim,), float(net_cfg.log_std_init), device=self.device))
             self.log_std = self.actor.log_std
-        if self.shared:
-            self.optimizers["net"] = Optimizer(list(self.net.parameters()), net_cfg, frames_per_update)
+        if self.shared:  # as in SLM Lab, an actor-critic's shared net takes the actor's optim keys (actor_optim_spec)
+            self.optimizers["net"] = Optimizer(list(self.net.parameters()),
+                                               net_cfg.for_role("actor") if self.with_critic else net_cfg,
+                                               frames_per_update)
         else:
             self.optimizers["net"] = Optimizer(list(self.actor.parameters()), net_cfg.for_role("actor"),
                                                frames_per_update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -282,11 +283,14 @@ class Optimizer:
     def __init__(self, params: list[nn.Parameter], config: NetConfig, frames_per_update: int):
         self.params = [p for p in params if p.requires_grad]
         spec = config.optim_spec or ClassSpec(name="Adam", lr=1e-3)
+        self.name = spec.name  # as the spec names it (SLM Lab's GlobalAdam shares its state under Hogwild)
         self.optim = make_optim(spec, self.params)
         self.lr_scheduler = make_lr_scheduler(config.lr_scheduler_spec, self.optim, frames_per_update)
         self.clip_grad_val = config.clip_grad_val
         self.nonfinite = 0
         self.fused: dict[tuple[int, ...], torch.optim.Optimizer] = {}  # see fused_step
+        # Hogwild `synced`: steps the trial's global nets instead of this one (looplab.agent.net.hogwild)
+        self.global_step: Callable[[Optimizer], None] | None = None
 
     def step(self, loss: torch.Tensor) -> bool:
         """One gradient step on `loss`; skipped (and counted) if the loss or a gradient is not finite."""
@@ -350,6 +354,10 @@ def step_jointly(steps: list[tuple[Optimizer, torch.Tensor]]) -> list[bool]:
         (live[0] if len(live) == 1 else sum(live[1:], live[0])).backward()
     applied = [ok and opt.clip() for (opt, _), ok in zip(steps, finite, strict=True)]
     stepping = [opt for (opt, _), ok in zip(steps, applied, strict=True) if ok]
+    for opt in stepping:
+        if opt.global_step is not None:
+            opt.global_step(opt)
+    stepping = [opt for opt in stepping if opt.global_step is None]
     if len(stepping) < 2 or not fused_step(stepping):
         for opt in stepping:
             opt.optim.step()

@@ -9,7 +9,7 @@ import torch
 
 from looplab.errors import did_you_mean
 
-# SLM Lab's shared-memory optimizers for Hogwild are plain ones here (no distributed training).
+# SLM Lab's optimizers for Hogwild: plain ones whose state looplab.agent.net.hogwild puts in shared memory.
 OPTIM_ALIASES = {"GlobalAdam": "Adam", "GlobalRMSprop": "RMSprop"}
 _FUSED_OK = {"Adam", "AdamW", "SGD", "Adagrad"}
 

@@ -1,0 +1,176 @@
+"""A train trial's sessions on a Ray cluster (`--ray-address`): a local 3-node cluster started here."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import only_run, run_cli
+from tests.experiment.test_search import _free_port, processes, start_node, stop_nodes, wait_for_raylets
+
+A2C = "looplab/spec/library/a2c_cartpole.json"
+NAME = "a2c_cartpole"
+SESSIONS = 4
+TIME_COLUMNS = ["wall_t", "fps"]
+TIMEOUT = 900  # the machine these run on is small and loaded
+
+
+def trial_args(frames: int, log_frequency: int) -> list[str]:
+    sets = [f"env.max_frame={frames}", f"meta.log_frequency={log_frequency}", f"meta.max_session={SESSIONS}",
+            "meta.random_seed=7", "meta.tensorboard=false"]
+    return ["run", A2C, NAME, "train", *[a for s in sets for a in ("--set", s)], "-q"]
+
+
+def session_dfs(run: Path) -> list[pd.DataFrame]:
+    return [pd.read_csv(run / "info" / f"{NAME}_t0_s{s}_session_df_train.csv").drop(columns=TIME_COLUMNS)
+            for s in range(SESSIONS)]
+
+
+def assert_same_sessions(run: Path, reference: Path) -> None:
+    for got, want in zip(session_dfs(run), session_dfs(reference), strict=True):
+        pd.testing.assert_frame_equal(got, want)
+
+
+class Cluster:
+    """A head and two worker nodes of one CPU each (`ray start`), on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.temp_dir = Path("/tmp") / f"llray{secrets.token_hex(3)}"  # short: Ray's socket paths have a limit
+        self.port = _free_port()
+        self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **self.auth}
+        node = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
+        self.nodes = [start_node(["--head", "--port", str(self.port), "--include-dashboard", "false",
+                                  "--temp-dir", str(self.temp_dir), *node], self.env)]
+        wait_for_raylets(self.temp_dir, 1)
+        self.workers = [start_node(["--address", self.address, *node], self.env) for _ in range(2)]
+        self.nodes += self.workers
+        wait_for_raylets(self.temp_dir, 3)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, args: list[str], data_dir: Path):
+        return run_cli(*args, "--ray-address", self.address, data_dir=data_dir, env=self.auth, timeout=TIMEOUT)
+
+    def stop(self) -> None:
+        stop_nodes(self.nodes, self.temp_dir)
+        assert [c for c in processes().values() if str(self.temp_dir) in c] == []
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(data_dir):
+    proc = run_cli(*trial_args(1000, 500), "--ray-address", f"127.0.0.1:{_free_port()}", data_dir=data_dir)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("looplab: error: --ray-address 127.0.0.1:")
+    assert "no Ray cluster answers there" in lines[0]
+    assert not any(data_dir.iterdir())
+
+
+@pytest.mark.slow
+def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path):
+    args = trial_args(2000, 500)
+    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    reference = only_run(tmp_path / "local")
+
+    on_cluster = cluster.run(args, tmp_path / "cluster")
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    run = only_run(tmp_path / "cluster")
+    assert_same_sessions(run, reference)
+    for name in (f"{NAME}_t0_trial_metrics_scalar.json", f"{NAME}_t0_trial_graph_mean_returns_vs_frames.png",
+                 f"model/{NAME}_t0_s3_net_model.pt", f"log/{NAME}_t0_s3.log", "index.html"):
+        assert (run / name).exists(), name
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "finished" and status["ray_address"] == cluster.address
+
+    # a run whose session 1 was killed at frame 1000 here finishes on the cluster as if never stopped
+    cut = tmp_path / "cut"
+    killed = run_cli(*args, data_dir=cut, env={"LOOPLAB_SIGNAL_AT": f"{NAME}_t0_s1@1000:KILL"}, timeout=TIMEOUT)
+    assert killed.returncode != 0
+    resumed = cluster.run(["run", A2C, NAME, f"train@{only_run(cut)}", "-q"], cut)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_sessions(only_run(cut), reference)
+
+    # a session that no node can hold: one line, no run folder
+    big = tmp_path / "big"
+    proc = cluster.run([*args, "--set", "meta.env_workers=4"], big)
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "\n" not in line and "each session asks 4 CPU (meta.env_workers)" in line
+    assert "no node of the Ray cluster at" in line
+    assert not big.exists() or not any(big.iterdir())
+
+
+@pytest.mark.slow
+def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
+    args = trial_args(16000, 1000)
+    data = tmp_path / "cluster"
+    proc = _run_and_kill_a_worker_node(cluster, args, data)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    run = only_run(data)
+    for df in session_dfs(run):
+        assert df["frame"].iloc[-1] == 16000
+    log = (run / "log" / f"{NAME}.log").read_text()
+    assert "was lost with its node and runs again" in log
+    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert_same_sessions(run, only_run(tmp_path / "local"))
+
+
+def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
+    """Start the trial on the cluster; once a session on a worker node has a checkpoint, SIGKILL that node."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    cmd = [sys.executable, "-m", "looplab.cli", *args, "--ray-address", cluster.address, "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0", **cluster.auth},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nodes = {w.pid for w in cluster.workers}
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and proc.poll() is None:
+        for attempts in data.glob("*/info/*_attempts.json"):
+            session = attempts.name.split("_t0_s")[1].split("_")[0]
+            df = attempts.parent / f"{NAME}_t0_s{session}_session_df_train.csv"
+            if not df.exists() or len(df.read_text().splitlines()) < 3:
+                continue
+            node = _ancestor_in(json.loads(attempts.read_text())[-1]["pid"], nodes)
+            if node is not None:
+                os.killpg(node, signal.SIGKILL)  # `ray start --block` leads its node's process group
+                return proc
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"no session ran on a worker node long enough to kill it: {proc.communicate()[1][-2000:]}")
+
+
+def _ancestor_in(pid: int, pids: set[int]) -> int | None:
+    """The first of `pids` among the ancestors of process `pid` (a Ray worker's: its raylet's `ray start`)."""
+    while pid > 1:
+        if pid in pids:
+            return pid
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return None
