@@ -65,9 +65,9 @@ def test_dqn_atari_spec_on_pong(data_dir, pong_baseline):
 
 def test_mujoco_warnings_go_to_the_log_not_the_terminal():
     # Gymnasium's HalfCheetah model uses an attribute MuJoCo calls deprecated; MuJoCo prints that itself
-    code = ("import logging, sys; from looplab.env.make import _single_env_fn; "
+    code = ("import logging, sys; from looplab.env.make import single_env_fn; "
             "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='log: %(message)s'); "
-            "_single_env_fn('HalfCheetah-v5', {})().reset(seed=0)")
+            "single_env_fn('HalfCheetah-v5', {})().reset(seed=0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "settotalmass" in line]

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from looplab import io
+from looplab.agent.memory.base import memory_class
 from looplab.agent.memory.image_replay import ImageReplay
 from looplab.agent.memory.prioritized import PrioritizedReplay, PrioritizedReplayConfig
-from looplab.agent.memory.replay import Replay, ReplayConfig
+from looplab.agent.memory.replay import ReplayConfig
 from looplab.experiment import checkpoint
 from looplab.experiment.replay_store import ReplayStore
 
@@ -36,7 +37,7 @@ def make(kind: str):
     if kind == "PrioritizedReplay":
         cfg = PrioritizedReplayConfig(name=kind, batch_size=8, max_size=MAX_SIZE, alpha=0.6, epsilon=1e-4)
         return PrioritizedReplay(cfg, info, _Algo())
-    mem = Replay(ReplayConfig(name="Replay", batch_size=8, max_size=MAX_SIZE), info, _Algo())
+    mem = memory_class("Replay", info)(ReplayConfig(name="Replay", batch_size=8, max_size=MAX_SIZE), info, _Algo())
     assert isinstance(mem, ImageReplay) == (kind == "ImageReplay")
     return mem
 
