@@ -51,6 +51,12 @@ class Registry:
             raise SpecError(self.unknown(name), path=path or self.spec_key)
         return self._items[name]
 
+    def known(self, name: str) -> str:
+        """`name` if it is registered (a spec model's field validator); else ValueError with the message."""
+        if name not in self:
+            raise ValueError(self.unknown(name))
+        return name
+
     def unknown(self, name: Any) -> str:
         """The message for a name not in this registry."""
         self.discover()

@@ -76,9 +76,7 @@ class ScheduleSpec(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in SCHEDULES:
-            raise ValueError(SCHEDULES.unknown(v))
-        return v
+        return SCHEDULES.known(v)
 
     @model_validator(mode="after")
     def _steps(self) -> ScheduleSpec:

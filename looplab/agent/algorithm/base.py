@@ -36,16 +36,12 @@ class AlgorithmConfig(Strict):
     @field_validator("action_pdtype")
     @classmethod
     def _pdtype(cls, v: str) -> str:
-        if v != "default" and v not in DISTRIBUTIONS:
-            raise ValueError(DISTRIBUTIONS.unknown(v))
-        return v
+        return v if v == "default" else DISTRIBUTIONS.known(v)
 
     @field_validator("action_policy")
     @classmethod
     def _policy(cls, v: str) -> str:
-        if v not in POLICIES:
-            raise ValueError(POLICIES.unknown(v))
-        return v
+        return POLICIES.known(v)
 
 
 class Algorithm:
