@@ -42,6 +42,10 @@ def run(
                                         "available")] = False,
 ) -> None:
     """Run a spec: a trial (dev, train), an experiment (search) or a replay (enjoy)."""
+    if mode == "train" and not ray_address:  # sessions in processes here: their server imports while this one does
+        from looplab.experiment.procs import warm_up_for
+
+        warm_up_for(spec_file, spec_name, set_vars, overrides)
     from looplab.experiment.run import MODES, prepare, run_trial
 
     base_mode = mode.split("@", 1)[0]

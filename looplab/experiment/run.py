@@ -20,6 +20,7 @@ from looplab.analysis import report as analysis_report
 from looplab.errors import LoopLabError
 from looplab.experiment.cluster import connect
 from looplab.experiment.logs import setup_logging
+from looplab.experiment.procs import warm_up
 from looplab.experiment.resources import check_memory
 from looplab.experiment.seeds import root_seed, session_seed
 from looplab.experiment.stop import install_stop_handlers, restore_default_handlers
@@ -144,7 +145,7 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
     Ray cluster at `ray_address`, if given)."""
     # before the run folder: a cluster that does not answer or cannot hold a session makes none
     cluster = connect(ray_address, spec, file) if ray_address else None
-    paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force)
+    paths, trial = start_trial(raw, spec, file, mode, data, quiet, seeds, force, local=cluster is None)
     trial.cluster = cluster
     if ray_address:
         write_status(paths, ray_address=ray_address)
@@ -152,11 +153,14 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
 
 
 def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
-                seeds: list[int] | None = None, force: bool = False) -> tuple[RunPaths, Any]:
+                seeds: list[int] | None = None, force: bool = False, local: bool = True) -> tuple[RunPaths, Any]:
     """A new run folder with the resolved spec and status saved, and the Trial that will run in it
-    (refused before anything is made if it cannot fit in memory, unless `force`)."""
-    memory = check_memory(spec, mode, file, force)
+    (refused before anything is made if it cannot fit in memory, unless `force`). `local`: its sessions
+    run in processes of this machine (not on a Ray cluster)."""
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
+    if local and num_sessions > 1:
+        warm_up()  # the session processes' server imports LoopLab while this one makes the run folder
+    memory = check_memory(spec, mode, file, force)
     resolved = resolve_meta(raw, spec, num_sessions, seeds=seeds)
     paths = RunPaths.create(data_dir(data), spec.name)
     resolved["meta"]["experiment_ts"] = paths.ts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import signal
 import threading
@@ -16,9 +15,10 @@ import torch
 from looplab.analysis.baseline import random_baseline
 from looplab.analysis.commands import write_trial_results
 from looplab.env.make import env_kwargs
-from looplab.env.pool import die_with_parent, usable_cores
+from looplab.env.pool import usable_cores
 from looplab.experiment.cluster import run_sessions
 from looplab.experiment.hogwild import Hogwild, start_hogwild
+from looplab.experiment.procs import child_setup, prepare, session_context
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
@@ -81,7 +81,7 @@ class Trial:
             log.warning("trial %s: analysis of the interrupted trial failed: %s", self.paths.prename(self.index), e)
 
     def _run_parallel(self, view: ProgressView, baseline: float) -> list[dict]:
-        ctx = mp.get_context("spawn")
+        ctx = session_context()
         # Hogwild workers train together, so all run at once (as in SLM Lab)
         workers = self.num_sessions if self.hogwild else min(self.num_sessions, usable_cores())
         spec_dict = self.spec_dict
@@ -89,14 +89,15 @@ class Trial:
             spec_dict = {**spec_dict, "meta": {**spec_dict["meta"], "env_workers": session_env_workers(self.spec,
                                                                                                         workers)}}
         # every process started here dies with this one, however it dies (and its env workers with it)
+        setup = child_setup(os.getpid())
         manager = SyncManager(ctx=ctx)
-        manager.start(die_with_parent, (os.getpid(),))
+        manager.start(prepare, (setup,))
         with manager:
             queue = manager.Queue()
             pump = threading.Thread(target=_pump, args=(queue, view), daemon=True)
             pump.start()
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=prepare,
+                                     initargs=(setup,)) as pool:
                 try:
                     futures = [
                         pool.submit(session_worker, spec_dict, self.spec_file, str(self.paths.root),
