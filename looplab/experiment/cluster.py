@@ -59,6 +59,13 @@ def answers(address: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def require_answer(address: str, option: str = "--ray-address") -> None:
+    """Refuse, in one line, a cluster address where nothing listens: ray.init would wait for minutes."""
+    if ":" in address and not answers(address):
+        raise LoopLabError(f"{option} {address}: no Ray cluster answers there (is its head node up? "
+                           "`ray start --head` prints the address to use)")
+
+
 def connect(address: str, spec: Any, file: str) -> dict[str, float]:
     """Connect to the cluster; refuse a session that no node can hold (Ray would wait forever)."""
     import ray
@@ -66,9 +73,7 @@ def connect(address: str, spec: Any, file: str) -> dict[str, float]:
     if spec.meta.distributed:
         raise LoopLabError(f"{file}: spec '{spec.name}': meta.distributed: Hogwild sessions share memory on one "
                            "machine; --ray-address cannot spread them over a cluster")
-    if not answers(address):  # ray.init would wait for minutes
-        raise LoopLabError(f"--ray-address {address}: no Ray cluster answers there (is its head node up? "
-                           "`ray start --head` prints the address to use)")
+    require_answer(address)
     seconds = start_ray(address, 0, 0, looplab_env())
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need = session_resources(spec, nodes)

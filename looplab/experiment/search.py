@@ -25,6 +25,7 @@ from looplab.agent.validate import validate_spec
 from looplab.analysis.experiment import analyze_experiment, ranked_trials
 from looplab.analysis.report import write_report
 from looplab.errors import LoopLabError, SpecError, did_you_mean
+from looplab.experiment.cluster import require_answer
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.ray_cluster import check_capacity, local_resources, looplab_env, start_ray
 from looplab.experiment.ray_trial import METRIC, MODE, TrialContext, ray_trial, trial_dirname
@@ -88,6 +89,8 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     if keep < -1:
         raise LoopLabError(f"--keep must be -1 (keep all) or >= 0, got {keep}")
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # before the run folder: a cluster that does not answer makes none
+        require_answer(address, "--ray-address" if ray_address else "RAY_ADDRESS")
     if resume is None:
         raw, spec, file = prepare(spec_file, spec_name, set_vars, overrides)
         space, resources, asha = check_experiment(raw, spec, file)

@@ -84,6 +84,21 @@ def test_an_address_where_no_cluster_answers_is_one_line(data_dir):
     assert not any(data_dir.iterdir())
 
 
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_search_on_an_address_where_no_cluster_answers_is_one_line(how, data_dir):
+    address = f"127.0.0.1:{_free_port()}"
+    args = ["run", A2C, NAME, "search", "-q"]
+    if how == "option":
+        proc = run_cli(*args, "--ray-address", address, data_dir=data_dir, timeout=60)
+    else:
+        proc = run_cli(*args, data_dir=data_dir, env={"RAY_ADDRESS": address}, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    option = "--ray-address" if how == "option" else "RAY_ADDRESS"
+    assert len(lines) == 1 and lines[0].startswith(f"looplab: error: {option} {address}: no Ray cluster answers")
+    assert not any(data_dir.iterdir())
+
+
 @pytest.mark.slow
 def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path):
     args = trial_args(2000, 500)
