@@ -54,14 +54,26 @@ def looplab_cmd(pair: str, frames: int, seed: int, data: Path, sessions: int = 1
             "--data-dir", str(data), *args]
 
 
+def final_return(run: Path) -> float | None:
+    """Mean return of each session's last 100 episodes (its last `total_reward`: SB3's statistic too),
+    averaged over the sessions. Not `total_reward_ma`, which averages over the last 100 log checkpoints."""
+    finals = []
+    for df in sorted((run / "info").glob("*_session_df_train.csv")):
+        rows = [line.split(",") for line in df.read_text().splitlines()]
+        col = rows[0].index("total_reward")
+        last = [r[col] for r in rows[1:] if r[col] not in ("", "nan")]
+        if last:
+            finals.append(float(last[-1]))
+    return statistics.mean(finals) if finals else None
+
+
 def looplab_run(pair: str, frames: int, seed: int, sessions: int = 1) -> dict:
     data = Path(tempfile.mkdtemp(prefix="looplab-bench-"))
     try:
         wall, cpu, _ = timed(looplab_cmd(pair, frames, seed, data, sessions))
         run = next(p for p in data.iterdir() if p.is_dir())
-        status = json.loads((run / "run.json").read_text())
         size = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
-        return {"wall": wall, "cpu": cpu, "return": status.get("total_reward_ma"), "run_bytes": size}
+        return {"wall": wall, "cpu": cpu, "return": final_return(run), "run_bytes": size}
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
