@@ -122,8 +122,18 @@ def test_normal_tanh_log_prob_entropy_and_stored_actions():
     assert abs(float(estimates) - float(entropy_mc)) < 0.05
     # the memory keeps pre-tanh samples; the env gets their tanh
     agent, _, actions = _run(_spec("PPO", "Pendulum-v1", "NormalTanh"), frames=16)  # 8 of 16 rollout steps
-    assert np.allclose(actions[-1], np.tanh(agent.pre_tanh_action))
-    np.testing.assert_array_equal(agent.memory.actions[agent.memory.head - 1], agent.pre_tanh_action)
+    assert np.allclose(actions[-1], np.tanh(agent.sampled_action))
+    np.testing.assert_array_equal(agent.memory.actions[agent.memory.head - 1], agent.sampled_action)
+
+
+def test_the_memory_keeps_a_normal_sample_unclipped_and_the_env_gets_it_clipped():
+    # a wide policy (std e) samples outside [-1, 1] often; the loss needs the log-prob of the sample itself
+    agent, _, actions = _run(_spec("ActorCritic", "Pendulum-v1", "Normal", log_std_init=1.0), frames=12)
+    stored = agent.memory.actions[agent.memory.head - 1]
+    np.testing.assert_array_equal(stored, agent.sampled_action)
+    np.testing.assert_array_equal(actions[-1], np.clip(stored, -1.0, 1.0))
+    every = np.concatenate([np.ravel(a) for a in agent.memory.actions[:agent.memory.head]])
+    assert np.abs(every).max() > 1.0 and np.abs(actions).max() <= 1.0
 
 
 def test_linear_to_min_decays_to_min_factor_at_frame():

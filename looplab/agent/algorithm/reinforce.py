@@ -111,16 +111,18 @@ class Reinforce(Algorithm):
         return self.to_env_action(action)
 
     def to_env_action(self, action: torch.Tensor) -> np.ndarray:
-        if self.pdtype == "NormalTanh":
-            # the memory stores the pre-tanh sample u (see policy.NormalTanh); the env gets tanh(u)
-            self.pre_tanh_action = action.cpu().numpy().reshape(-1, *self.env_info.action_space.shape)
-            action = torch.tanh(action)
+        if self.env_info.action_type in ("continuous", "multi_continuous"):
+            # the memory stores the distribution's own sample, whose log-prob the loss needs (as SLM Lab
+            # does); the env gets it in [-1, 1]: clipped, or its tanh for NormalTanh (policy.NormalTanh)
+            self.sampled_action = action.cpu().numpy().reshape(-1, *self.env_info.action_space.shape)
+            if self.pdtype == "NormalTanh":
+                action = torch.tanh(action)
         return super().to_env_action(action)
 
     def update(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
                terminated: np.ndarray, truncated: np.ndarray) -> None:
-        if self.pdtype == "NormalTanh":
-            action = self.pre_tanh_action
+        if self.env_info.action_type in ("continuous", "multi_continuous"):
+            action = self.sampled_action
         super().update(state, action, reward, next_state, terminated, truncated)
 
     def select(self, out: torch.Tensor) -> torch.Tensor:
