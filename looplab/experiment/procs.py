@@ -8,8 +8,8 @@ as a trial knows it will run sessions in parallel, so that its imports overlap t
 each session process is then a fork of it, ready in milliseconds.
 
 A process forked from the server is as fresh as a spawned one: it runs only what the server imported,
-never the parent's threads or state, and `prepare` gives it the parent's working folder, `sys.path` and
-environment variables as they are when the trial starts it. Where `forkserver` does not exist (Windows),
+never the parent's threads or state. It gets the parent's working folder and `sys.path` from
+multiprocessing, and its environment variables from `child_init`, as they are when the trial starts it. Where `forkserver` does not exist (Windows),
 sessions are spawned as before.
 """
 
@@ -63,11 +63,11 @@ def warm_up_for(spec_file: str, spec_name: str, set_vars: list[str] | None, over
 
 
 def child_setup(parent_pid: int) -> dict[str, Any]:
-    """What `prepare` needs to make a session process look spawned by the process with pid `parent_pid`."""
+    """What `child_init` needs to make a session process look spawned by the process with pid `parent_pid`."""
     return {"parent_pid": parent_pid, "environ": dict(os.environ)}
 
 
-def prepare(setup: dict[str, Any]) -> None:
+def child_init(setup: dict[str, Any]) -> None:
     """First thing in a session process: die with the trial, take its environment.
 
     A forked process's parent is the fork server, which exits when no process holding its "alive" pipe is

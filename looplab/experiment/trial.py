@@ -18,7 +18,7 @@ from looplab.env.make import env_kwargs
 from looplab.env.pool import usable_cores
 from looplab.experiment.cluster import run_sessions
 from looplab.experiment.hogwild import Hogwild, start_hogwild
-from looplab.experiment.procs import child_setup, prepare, session_context
+from looplab.experiment.procs import child_init, child_setup, session_context
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
@@ -91,12 +91,12 @@ class Trial:
         # every process started here dies with this one, however it dies (and its env workers with it)
         setup = child_setup(os.getpid())
         manager = SyncManager(ctx=ctx)
-        manager.start(prepare, (setup,))
+        manager.start(child_init, (setup,))
         with manager:
             queue = manager.Queue()
             pump = threading.Thread(target=_pump, args=(queue, view), daemon=True)
             pump.start()
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=prepare,
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=child_init,
                                      initargs=(setup,)) as pool:
                 try:
                     futures = [

@@ -29,7 +29,7 @@ def _sleep(seconds: float) -> int:
 
 
 def _pool(parent_pid: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=procs.session_context(), initializer=procs.prepare,
+    return ProcessPoolExecutor(max_workers=1, mp_context=procs.session_context(), initializer=procs.child_init,
                                initargs=(procs.child_setup(parent_pid),))
 
 
