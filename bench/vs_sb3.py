@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from looplab.analysis.graphs import read_session_df  # noqa: E402
+
 SPECS = ROOT / "bench" / "specs.json"
 FRAMES = {"ppo": 100_000, "dqn": 50_000, "sac": 20_000, "trial": 100_000}
 SPEC_NAMES = {"ppo": "ppo_cartpole_zoo", "dqn": "dqn_cartpole_zoo", "sac": "sac_pendulum_sb3", "trial": "ppo_cartpole_zoo"}
@@ -57,13 +61,8 @@ def looplab_cmd(pair: str, frames: int, seed: int, data: Path, sessions: int = 1
 def final_return(run: Path) -> float | None:
     """Mean return of each session's last 100 episodes (its last `total_reward`: SB3's statistic too),
     averaged over the sessions. Not `total_reward_ma`, which averages over the last 100 log checkpoints."""
-    finals = []
-    for df in sorted((run / "info").glob("*_session_df_train.csv")):
-        rows = [line.split(",") for line in df.read_text().splitlines()]
-        col = rows[0].index("total_reward")
-        last = [r[col] for r in rows[1:] if r[col] not in ("", "nan")]
-        if last:
-            finals.append(float(last[-1]))
+    finals = [read_session_df(p)["total_reward"].dropna() for p in sorted((run / "info").glob("*_session_df_train.csv"))]
+    finals = [float(f.iloc[-1]) for f in finals if len(f)]
     return statistics.mean(finals) if finals else None
 
 

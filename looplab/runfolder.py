@@ -207,8 +207,11 @@ def is_run(root: Path) -> bool:
 
 
 def alive(pid: Any) -> bool:
+    """Whether process `pid` exists (one of another user's counts: the kernel says EPERM, not ESRCH)."""
     try:
         os.kill(int(pid), 0)
+        return True
+    except PermissionError:
         return True
     except (OSError, ValueError, TypeError):
         return False

@@ -27,6 +27,7 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from looplab.env.pool import die_with_parent
+from looplab.runfolder import alive
 from looplab.spec import load_spec, parse_set, parse_vars
 
 # what a session process imports before its first step (torch._dynamo: torch's optimizers import it lazily)
@@ -112,11 +113,11 @@ def _watcher(pid: int) -> Callable[[], None] | None:
     except ProcessLookupError:
         return None
     except (AttributeError, OSError):  # no pidfd (not Linux, or an old kernel): poll
-        if not _alive(pid):
+        if not alive(pid):
             return None
 
         def poll() -> None:
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.2)
             end()
 
@@ -127,13 +128,3 @@ def _watcher(pid: int) -> Callable[[], None] | None:
         end()
 
     return wait
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        return True
-    return True

@@ -11,6 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from looplab.experiment import procs
+from looplab.runfolder import alive
 
 
 def _environ_value(key: str) -> str | None:
@@ -54,7 +55,7 @@ def test_a_session_process_dies_with_its_trial():
             trial.wait()
             with pytest.raises(BrokenProcessPool):
                 long.result(timeout=10)
-            assert not procs._alive(child) or _zombie(child)
+            assert not alive(child) or _zombie(child)
     finally:
         trial.kill()
 
@@ -73,3 +74,14 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+@pytest.mark.parametrize("error, expected", [(PermissionError, True), (ProcessLookupError, False), (None, True)])
+def test_a_process_of_another_user_is_alive(monkeypatch, error, expected):
+    def kill(pid, sig):
+        if error is not None:
+            raise error(1, "os.kill")
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert alive(12345) is expected
+    assert alive("not a pid") is False
