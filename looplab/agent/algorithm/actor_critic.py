@@ -7,7 +7,7 @@ and at truncations, minus V. Policy loss as REINFORCE; value loss `val_loss_coef
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ class ActorCriticConfig(PolicyGradientConfig):
     num_step_returns: PositiveCount | None = None
     val_loss_coef: float = 1.0
     normalize_v_targets: bool = False
+    # `loss`: the critic predicts returns and the value loss compares prediction and target each divided
+    # by the targets' running std (SLM Lab's); `output`: the critic predicts returns in units of that std.
+    normalize_v_targets_mode: Literal["loss", "output"] = "loss"
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +39,7 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 
 
 class RunningStd:
-    """Running variance of value targets (Welford over batches); std floored at 1."""
+    """Running variance of value targets (Chan's merge of batch moments); std floored at 1."""
 
     def __init__(self) -> None:
         self.count, self.mean, self.var = 1e-4, 0.0, 1.0
@@ -51,6 +54,10 @@ class RunningStd:
     @property
     def std(self) -> float:
         return max(1.0, float(np.sqrt(self.var)))
+
+    def scale(self, x: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
+        """x / std, clamped to ±clip."""
+        return (x / self.std).clamp(-clip, clip)
 
 
 @ALGORITHMS.register("ActorCritic")
@@ -71,6 +78,7 @@ class ActorCritic(Reinforce):
         self.loss_fn = make_loss(self.spec.net.loss_spec)
         self.build_nets()
         self.v_norm = RunningStd() if cfg.normalize_v_targets else None
+        self.v_scaled_output = self.v_norm is not None and cfg.normalize_v_targets_mode == "output"
 
     # ---- values -------------------------------------------------------------------------------
     def value_out(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,22 +88,30 @@ class ActorCritic(Reinforce):
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """V(s) in return units."""
         v = self.value_out(x)
+        if self.v_scaled_output:
+            v = v * self.v_norm.std
         if self.use_symlog:
             v = symexp(v)
-        if self.v_norm is not None:
-            v = v * self.v_norm.std
         return v
 
     def value_loss(self, states: torch.Tensor, target: torch.Tensor, v_old: torch.Tensor | None = None,
                    clip_eps: float = 0.0) -> torch.Tensor:
-        """Loss of the value head in its own units, optionally clipped around `v_old` (PPO)."""
+        """Loss of the value head, optionally clipped around `v_old` (PPO).
+
+        Symlog (PPO's `symlog`) compresses prediction, target and `v_old` first. With
+        `normalize_v_targets`, mode `loss` then updates the targets' running std with this batch and
+        divides prediction, target and `v_old` by it, clamped to ±10; mode `output` divides only target
+        and `v_old`, the head already being in those units (its statistics follow each rollout)."""
         pred = self.value_out(states)
-        if self.v_norm is not None:
-            target = (target / self.v_norm.std).clamp(-10.0, 10.0)
-            v_old = None if v_old is None else v_old / self.v_norm.std
         if self.use_symlog:
             target = symlog(target)
             v_old = None if v_old is None else symlog(v_old)
+        if self.v_norm is not None:
+            if not self.v_scaled_output:
+                self.v_norm.update(target.detach().cpu().numpy())
+                pred = self.v_norm.scale(pred)
+            target = self.v_norm.scale(target)
+            v_old = None if v_old is None else v_old / self.v_norm.std
         if not self.clip_vloss or v_old is None:
             return self.loss_fn(pred, target)
         clipped = v_old + (pred - v_old).clamp(-clip_eps, clip_eps)
@@ -124,8 +140,8 @@ class ActorCritic(Reinforce):
         v_np = v.view(T, N).cpu().numpy()
         adv = self.advantages(batch, v_np, v_next.view(T, N).cpu().numpy())
         v_target = adv + v_np
-        if self.v_norm is not None:
-            self.v_norm.update(v_target)
+        if self.v_scaled_output:
+            self.v_norm.update(symlog(torch.from_numpy(v_target)).numpy() if self.use_symlog else v_target)
         return v, self.to_tensor(adv).flatten(), self.to_tensor(v_target).flatten()
 
     def train(self) -> float:

@@ -53,3 +53,54 @@ def test_percentile_normalization_runs_and_its_state_round_trips():
     other, _ = make_agent(spec, seed=1)
     other.load_extra_state(extra)
     assert vars(other.percentile) == vars(agent.percentile)
+
+
+def _pendulum_agent(*overrides: str):
+    _, spec, _ = prepare(str(SLM_SPECS / "benchmark/a2c/a2c_gae_pendulum.json"), "a2c_gae_pendulum", None,
+                         ["env.max_frame=200", *overrides])
+    agent, env = make_agent(spec)
+    env.close()
+    return agent
+
+
+def test_running_std_merges_batches_and_floors_at_one():
+    from looplab.agent.algorithm.actor_critic import RunningStd
+    norm = RunningStd()
+    norm.update(torch.tensor([0.0, 4.0]).numpy())
+    norm.update(torch.tensor([8.0, 12.0]).numpy())
+    assert norm.var == pytest.approx(20.0, rel=1e-4)  # population variance of 0, 4, 8, 12
+    assert norm.std == pytest.approx(20.0**0.5, rel=1e-4)
+    assert torch.allclose(norm.scale(torch.tensor([9.0, 100.0, -100.0])),
+                          torch.tensor([9.0 / 20.0**0.5, 10.0, -10.0]), atol=1e-4)  # clamped at ±10
+    small = RunningStd()
+    small.update(torch.tensor([0.1, 0.2]).numpy())
+    assert small.std == 1.0
+
+
+def test_v_targets_loss_mode_compares_raw_values_divided_by_the_running_std():
+    """SLM Lab's normalize_v_targets (the default mode): V is in return units; the loss divides prediction
+    and target by the std of the targets seen so far, this batch included, each clamped to ±10."""
+    agent = _pendulum_agent()
+    assert agent.config.normalize_v_targets and agent.config.normalize_v_targets_mode == "loss"
+    states = torch.zeros(4, 3)
+    raw = agent.value_out(states).detach()
+    assert torch.equal(agent.value(states).detach(), raw)  # no scaling of the head's output
+    target = torch.tensor([0.0, -4.0, -8.0, -12.0])  # population std sqrt(20)
+    loss = agent.value_loss(states, target).detach()
+    std = 20.0**0.5
+    expected = torch.nn.functional.mse_loss(raw / std, target / std)  # the spec's loss is MSE
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    assert agent.v_norm.var == pytest.approx(20.0, rel=1e-4)  # the statistics took this batch
+
+
+def test_v_targets_output_mode_scales_the_head_by_the_running_std():
+    agent = _pendulum_agent("agent.algorithm.normalize_v_targets_mode=output")
+    agent.v_norm.update(torch.tensor([0.0, -4.0, -8.0, -12.0]).numpy())
+    states = torch.zeros(4, 3)
+    raw = agent.value_out(states).detach()
+    assert torch.allclose(agent.value(states).detach(), raw * 20.0**0.5, rtol=1e-4)
+    target = torch.tensor([-2.0, -4.0, -6.0, -8.0])
+    loss = agent.value_loss(states, target).detach()
+    expected = torch.nn.functional.mse_loss(raw, target / 20.0**0.5)  # target in std units, head as is
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    assert agent.v_norm.var == pytest.approx(20.0, rel=1e-4)  # value_loss leaves the statistics alone
