@@ -41,12 +41,10 @@ class SumTree:
     def update(self, idx: np.ndarray, values: np.ndarray) -> None:
         nodes = np.asarray(idx) + self.leaves
         self.tree[nodes] = values
-        nodes = np.unique(nodes // 2)
-        while nodes[0] >= 1:
+        # level by level up to the root; a parent listed twice gets the same sum twice, so no dedup is needed
+        for _ in range(self.leaves.bit_length() - 1):
+            nodes = nodes >> 1
             self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            nodes = np.unique(nodes // 2)
-            if nodes[0] == 0:
-                break
 
     def get(self, idx: np.ndarray) -> np.ndarray:
         return self.tree[np.asarray(idx) + self.leaves]

@@ -125,3 +125,20 @@ def test_state_dict_round_trip_reproduces_samples_and_priorities():
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_array_equal(mem.tree.tree, other.tree.tree)
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 5, 1000])
+def test_sum_tree_nodes_stay_the_sums_of_their_children(capacity):
+    tree = SumTree(capacity)
+    rng = np.random.default_rng(capacity)
+    leaves = np.zeros(tree.leaves)
+    for _ in range(50):
+        idx = rng.integers(0, capacity, size=rng.integers(1, 9))  # duplicates included
+        values = rng.random(len(idx))
+        tree.update(idx, values)
+        leaves[idx] = values  # numpy's fancy assignment: the last duplicate wins, as in the tree
+    full = np.zeros(2 * tree.leaves)
+    full[tree.leaves:] = leaves
+    for k in range(tree.leaves - 1, 0, -1):
+        full[k] = full[2 * k] + full[2 * k + 1]
+    np.testing.assert_array_equal(tree.tree[1:], full[1:])  # bit for bit, the same additions in the same order
