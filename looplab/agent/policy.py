@@ -1,7 +1,9 @@
 """Action distributions (`action_pdtype`) and action policies (`action_policy`).
 
 Continuous nets output [loc, log_scale] (or loc alone with a state-independent `log_std_init`);
-log-probs and entropies are summed over action dimensions.
+log-probs and entropies are summed over action dimensions. Distributions are built without argument checks
+(`validate_args=False`): they are pure overhead in the acting and training loops, whose nets stay finite
+(the training guard skips non-finite updates).
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ import torch.nn.functional as F
 from torch import distributions as D
 
 from looplab.registry import Registry
-
-# argument checks on every distribution built in the acting and training loops are pure overhead:
-# the nets' parameters stay finite (the training guard skips non-finite updates)
-D.Distribution.set_default_validate_args(False)
 
 # allowed pdtypes per action type; the first is `default`
 PDTYPES: dict[str, list[str]] = {
@@ -54,8 +52,8 @@ class GumbelSoftmax(D.RelaxedOneHotCategorical):
     """Hard Gumbel-softmax samples as action indices; log_prob/entropy of the underlying categorical."""
 
     def __init__(self, logits: torch.Tensor, temperature: float = 1.0):
-        super().__init__(torch.tensor(temperature, device=logits.device), logits=logits)
-        self._cat = D.Categorical(logits=logits)
+        super().__init__(torch.tensor(temperature, device=logits.device), logits=logits, validate_args=False)
+        self._cat = D.Categorical(logits=logits, validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         return super().sample(sample_shape).argmax(dim=-1)
@@ -78,7 +76,7 @@ class MultiCategorical(D.Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, logits: torch.Tensor, nvec: list[int]):
-        self.cats = [D.Categorical(logits=lg) for lg in torch.split(logits, nvec, dim=-1)]
+        self.cats = [D.Categorical(logits=lg, validate_args=False) for lg in torch.split(logits, nvec, dim=-1)]
         super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -95,7 +93,7 @@ class MultiBernoulli(D.Independent):
     """Independent Bernoullis over a MultiBinary action: integer samples, log-probs of integer actions."""
 
     def __init__(self, logits: torch.Tensor):
-        super().__init__(D.Bernoulli(logits=logits), 1)
+        super().__init__(D.Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         return super().sample(sample_shape).long()
@@ -108,7 +106,7 @@ class SymmetricBeta(D.Independent):
     """Beta(a, b) mapped from (0, 1) onto the env's action range (-1, 1), so that the whole range is reachable."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor):
-        super().__init__(D.Beta(a, b), 1)
+        super().__init__(D.Beta(a, b, validate_args=False), 1, validate_args=False)
         self._log2 = a.shape[-1] * math.log(2.0)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -142,7 +140,7 @@ class NormalTanh(D.Independent):
     """
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
-        super().__init__(D.Normal(loc, scale), 1)
+        super().__init__(D.Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return super().log_prob(value) - tanh_log_det(value)
@@ -180,12 +178,12 @@ def _loc_scale(out: torch.Tensor, log_std: torch.Tensor | None) -> tuple[torch.T
 
 @DISTRIBUTIONS.register("Categorical")
 def _categorical(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
-    return D.Categorical(logits=out)
+    return D.Categorical(logits=out, validate_args=False)
 
 
 @DISTRIBUTIONS.register("Argmax")
 def _argmax(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
-    return Argmax(logits=out)
+    return Argmax(logits=out, validate_args=False)
 
 
 @DISTRIBUTIONS.register("GumbelSoftmax")
@@ -205,7 +203,7 @@ def _bernoulli(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
 
 @DISTRIBUTIONS.register("Normal")
 def _normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
-    return D.Independent(D.Normal(*_loc_scale(out, log_std)), 1)
+    return D.Independent(D.Normal(*_loc_scale(out, log_std), validate_args=False), 1, validate_args=False)
 
 
 @DISTRIBUTIONS.register("NormalTanh")
@@ -216,7 +214,7 @@ def _normal_tanh(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> 
 @DISTRIBUTIONS.register("MultivariateNormal")
 def _multivariate_normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
     loc, scale = _loc_scale(out, log_std)
-    return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
+    return D.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale), validate_args=False)
 
 
 @DISTRIBUTIONS.register("Beta")
@@ -228,12 +226,12 @@ def _beta(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distr
 
 @DISTRIBUTIONS.register("Gumbel")
 def _gumbel(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
-    return D.Independent(D.Gumbel(*_loc_scale(out, log_std)), 1)
+    return D.Independent(D.Gumbel(*_loc_scale(out, log_std), validate_args=False), 1, validate_args=False)
 
 
 @DISTRIBUTIONS.register("LogNormal")
 def _log_normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D.Distribution:
-    return D.Independent(D.LogNormal(*_loc_scale(out, log_std)), 1)
+    return D.Independent(D.LogNormal(*_loc_scale(out, log_std), validate_args=False), 1, validate_args=False)
 
 
 # ---- action policies (`action_policy`) ---------------------------------------------------------
@@ -249,7 +247,7 @@ def epsilon_greedy(q: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 def boltzmann(logits: torch.Tensor, tau: float) -> torch.Tensor:
     """A sample of softmax(logits / tau): tau -> 0 is greedy, large tau is uniform."""
-    return D.Categorical(logits=logits / max(tau, 1e-8)).sample()
+    return D.Categorical(logits=logits / max(tau, 1e-8), validate_args=False).sample()
 
 
 def random_action(shape: tuple[int, ...], num_actions: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -74,7 +74,7 @@ def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False
     u = loc if deterministic else loc + std * torch.randn_like(loc)
     if not with_logp:
         return torch.tanh(u), None
-    logp = torch.distributions.Normal(loc, std).log_prob(u).sum(-1)
+    logp = torch.distributions.Normal(loc, std, validate_args=False).log_prob(u).sum(-1)
     return torch.tanh(u), logp - tanh_log_det(u)
 
 
@@ -198,7 +198,7 @@ class SoftActorCritic(Algorithm):
             x = self.to_tensor(state)
             if self.discrete:
                 logits = self.actor(x)
-                action = (torch.distributions.Categorical(logits=logits).sample() if self.training
+                action = (torch.distributions.Categorical(logits=logits, validate_args=False).sample() if self.training
                           else logits.argmax(-1))
             else:
                 action, _ = self.policy(x, deterministic=not self.training, with_logp=False)
