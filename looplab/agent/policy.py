@@ -1,9 +1,11 @@
 """Action distributions (`action_pdtype`) and action policies (`action_policy`).
 
 Continuous nets output [loc, log_scale] (or loc alone with a state-independent `log_std_init`);
-log-probs and entropies are summed over action dimensions. Distributions are built without argument checks
-(`validate_args=False`): they are pure overhead in the acting and training loops, whose nets stay finite
-(the training guard skips non-finite updates).
+log-probs and entropies are summed over action dimensions. Actions are drawn with `sample(pd, generator)`
+and every policy draws from the generator it is given (the session's `act` stream, `agent/rng.py`), never
+from torch's global generator. Distributions are built without argument checks (`validate_args=False`):
+they are pure overhead in the acting and training loops, whose nets stay finite (the training guard skips
+non-finite updates).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
+from torch.distributions.utils import clamp_probs
 
 from looplab.registry import Registry
 
@@ -27,7 +30,7 @@ PDTYPES: dict[str, list[str]] = {
 }
 # action distributions, keyed by `action_pdtype`: f(out, log_std, nvec) -> distribution
 DISTRIBUTIONS = Registry("action_pdtype", "agent.algorithm.action_pdtype")
-# action policies, keyed by `action_policy`: f(out, pd_fn, explore_var, num_actions) -> actions
+# action policies, keyed by `action_policy`: f(out, pd_fn, explore_var, num_actions, generator) -> actions
 POLICIES = Registry("action_policy", "agent.algorithm.action_policy")
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
 
@@ -145,8 +148,12 @@ class NormalTanh(D.Independent):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return super().log_prob(value) - tanh_log_det(value)
 
-    def entropy(self) -> torch.Tensor:
-        return super().entropy() + tanh_log_det(self.base_dist.rsample())
+    def entropy(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The estimate from one reparameterized sample, drawn from `generator` (None: torch's global one)."""
+        base = self.base_dist
+        u = base.loc + base.scale * torch.randn(base.loc.shape, generator=generator, dtype=base.loc.dtype,
+                                                device=base.loc.device)
+        return super().entropy() + tanh_log_det(u)
 
 
 def out_dim(pdtype: str, action_dim: int, nvec: list[int] | None = None, learned_std: bool = False) -> int:
@@ -234,50 +241,103 @@ def _log_normal(out: torch.Tensor, log_std: torch.Tensor | None, nvec: Any) -> D
     return D.Independent(D.LogNormal(*_loc_scale(out, log_std), validate_args=False), 1, validate_args=False)
 
 
+# ---- drawing with an explicit generator -----------------------------------------------------------
+def _standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard Gumbel noise, -log(-log(u)) of u ~ U(0, 1) clamped off 0 and 1 as torch's distributions do."""
+    u = clamp_probs(torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device))
+    return -torch.log(-torch.log(u))
+
+
+@torch.no_grad()
+def sample(pd: D.Distribution, generator: torch.Generator) -> torch.Tensor:
+    """What `pd.sample()` returns (NormalTanh: the pre-tanh value), drawn from `generator` instead of torch's
+    global generator. A new distribution needs its case here."""
+    if isinstance(pd, MultiCategorical):
+        return torch.stack([sample(c, generator) for c in pd.cats], dim=-1)
+    if isinstance(pd, Argmax):
+        return pd.logits.argmax(-1)
+    if isinstance(pd, GumbelSoftmax):  # the argmax of a relaxed sample: Gumbel-max over the logits
+        return (pd.logits + _gumbel_noise(pd.logits, generator)).argmax(-1)
+    if isinstance(pd, D.Categorical):
+        probs = pd.probs
+        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).view(probs.shape[:-1])
+    if isinstance(pd, MultiBernoulli):
+        return torch.bernoulli(pd.base_dist.probs, generator=generator).long()
+    if isinstance(pd, SymmetricBeta):  # Beta(a, b) is the first coordinate of Dirichlet(a, b), as torch draws it
+        beta = pd.base_dist
+        concentration = torch.stack([beta.concentration1, beta.concentration0], -1)
+        return torch._sample_dirichlet(concentration, generator=generator)[..., 0] * 2.0 - 1.0
+    if isinstance(pd, D.MultivariateNormal):
+        return pd.loc + (pd.scale_tril @ _standard_normal(pd.loc, generator).unsqueeze(-1)).squeeze(-1)
+    base = pd.base_dist if isinstance(pd, D.Independent) else pd
+    if isinstance(base, D.Normal):  # Normal, NormalTanh
+        return base.loc + base.scale * _standard_normal(base.loc, generator)
+    if isinstance(base, D.Gumbel):
+        return base.loc + base.scale * _gumbel_noise(base.loc, generator)
+    if isinstance(base, D.LogNormal):
+        return (base.loc + base.scale * _standard_normal(base.loc, generator)).exp()
+    raise TypeError(f"no way to sample a {type(pd).__name__} with a generator")
+
+
+def entropy(pd: D.Distribution, generator: torch.Generator) -> torch.Tensor:
+    """The entropy of `pd`; NormalTanh's one-sample estimate draws its sample from `generator`."""
+    return pd.entropy(generator) if isinstance(pd, NormalTanh) else pd.entropy()
+
+
 # ---- action policies (`action_policy`) ---------------------------------------------------------
-def epsilon_greedy(q: torch.Tensor, epsilon: float) -> torch.Tensor:
+def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
     """argmax of `q` [B, A], replaced by a uniform random action with probability epsilon, one coin per env."""
     greedy = q.argmax(dim=-1)
     if epsilon <= 0.0:
         return greedy
-    coin = torch.rand(q.shape[0], device=q.device) < epsilon
-    rand = torch.randint(0, q.shape[-1], (q.shape[0],), device=q.device)
+    coin = torch.rand(q.shape[0], generator=generator, device=q.device) < epsilon
+    rand = torch.randint(0, q.shape[-1], (q.shape[0],), generator=generator, device=q.device)
     return torch.where(coin, rand, greedy)
 
 
-def boltzmann(logits: torch.Tensor, tau: float) -> torch.Tensor:
+def boltzmann(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
     """A sample of softmax(logits / tau): tau -> 0 is greedy, large tau is uniform."""
-    return D.Categorical(logits=logits / max(tau, 1e-8), validate_args=False).sample()
+    return sample(D.Categorical(logits=logits / max(tau, 1e-8), validate_args=False), generator)
 
 
-def random_action(shape: tuple[int, ...], num_actions: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Uniform random discrete actions."""
-    return torch.randint(0, num_actions, shape, device=device)
+def random_action(shape: tuple[int, ...], num_actions: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform random discrete actions, on the generator's device."""
+    return torch.randint(0, num_actions, shape, generator=generator, device=generator.device)
 
 
 @POLICIES.register("default")
-def _sample(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
-    return pd_fn(out).sample()
+def _sample(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int,
+            generator: torch.Generator) -> torch.Tensor:
+    return sample(pd_fn(out), generator)
 
 
 @POLICIES.register("random")
-def _random(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
-    return random_action(out.shape[:1], num_actions, out.device)
+def _random(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int,
+            generator: torch.Generator) -> torch.Tensor:
+    return random_action(out.shape[:1], num_actions, generator)
 
 
 @POLICIES.register("epsilon_greedy")
-def _epsilon_greedy(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
-    return epsilon_greedy(out, explore_var)
+def _epsilon_greedy(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    return epsilon_greedy(out, explore_var, generator)
 
 
 @POLICIES.register("boltzmann")
-def _boltzmann(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int) -> torch.Tensor:
-    return boltzmann(out, explore_var)
+def _boltzmann(out: torch.Tensor, pd_fn: Any, explore_var: float, num_actions: int,
+               generator: torch.Generator) -> torch.Tensor:
+    return boltzmann(out, explore_var, generator)
 
 
-def select_action(policy: str, pd_fn: Any, out: torch.Tensor, explore_var: float, num_actions: int) -> torch.Tensor:
-    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`)."""
-    return POLICIES.get(policy)(out, pd_fn, explore_var, num_actions)
+def select_action(policy: str, pd_fn: Any, out: torch.Tensor, explore_var: float, num_actions: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """An action from policy-head output `out` under an `action_policy` (discrete: any; else `default`),
+    drawn from `generator`."""
+    return POLICIES.get(policy)(out, pd_fn, explore_var, num_actions, generator)
 
 
 def greedy(pd: D.Distribution) -> torch.Tensor:

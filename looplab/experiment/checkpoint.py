@@ -1,10 +1,10 @@
 """Full session checkpoints: everything a session needs to continue bit for bit.
 
 A checkpoint holds the algorithm's state (nets, optimizers with lr schedulers, memory contents,
-extra state), the clock, the session's tracker rows and best-so-far, every RNG (Python, NumPy's
-global, torch, every NumPy/torch generator held by the algorithm or its memory) and the env's
-state: each sub-env's wrapper chain (counters, normalizer statistics, `np_random`, spaces' RNGs),
-its unwrapped numeric state, and the observation the agent acts on next. It is loaded with
+extra state, its random streams by name: `looplab.agent.rng`), the clock, the session's tracker rows and
+best-so-far, the global generators (Python's, NumPy's, torch's: for third-party code that draws from them)
+and the env's state: each sub-env's wrapper chain (counters, normalizer statistics, `np_random`, spaces'
+RNGs), its unwrapped numeric state, and the observation the agent acts on next. It is loaded with
 `torch.load(weights_only=True)`, so NumPy arrays are stored as tensors and RNG states as primitives.
 
 An env whose physics cannot be captured (Box2D, for instance) is started at its next episode on
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from looplab import io
-from looplab.env.state import object_state, set_object_state, walkable
+from looplab.env.state import object_state, set_object_state
 from looplab.errors import LoopLabError
 
 log = logging.getLogger("looplab")
-VERSION = 1
+VERSION = 2  # 2: the algorithm's named random streams in place of generators found by walking its objects
 _NP = "__ndarray__"
 
 
@@ -63,6 +63,8 @@ def decode(obj: Any) -> Any:
 
 # ---- RNG state --------------------------------------------------------------------------------------
 def global_rng_state() -> dict:
+    """The global generators' state. LoopLab's own draws never use them (`looplab.agent.rng`); third-party code
+    may (an env, a torch op that takes no generator), so a session saves them too."""
     out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state_all()
@@ -77,37 +79,6 @@ def set_global_rng_state(d: dict) -> None:
     torch.set_rng_state(d["torch"])
     if "cuda" in d and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(d["cuda"])
-
-
-def generators(obj: Any, depth: int = 2, prefix: str = "", seen: set | None = None) -> dict[str, Any]:
-    """Every np.random.Generator / torch.Generator reachable from `obj`'s attributes, by dotted name."""
-    seen = seen if seen is not None else set()
-    out: dict[str, Any] = {}
-    if id(obj) in seen or not hasattr(obj, "__dict__"):
-        return out
-    seen.add(id(obj))
-    for k, v in vars(obj).items():
-        name = f"{prefix}{k}"
-        if isinstance(v, (np.random.Generator, torch.Generator)):
-            out[name] = v
-        elif depth > 0 and _walkable(v):
-            out.update(generators(v, depth - 1, name + ".", seen))
-    return out
-
-
-def _walkable(v: Any) -> bool:
-    return walkable(v) and not isinstance(v, (torch.nn.Module, torch.optim.Optimizer))
-
-
-def generator_state(g: Any) -> Any:
-    return g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
-
-
-def set_generator_state(g: Any, state: Any) -> None:
-    if isinstance(g, np.random.Generator):
-        g.bit_generator.state = state
-    else:
-        g.set_state(state)
 
 
 # ---- env state ----------------------------------------------------------------------------------
@@ -127,7 +98,7 @@ def env_state(env: Any) -> dict:
         "vector_wrappers": vec_layers,
         "normalizers": env.state_dict() if hasattr(env, "state_dict") else None,
         "lives": getattr(env, "_lives", None),
-        "vector_action_space": generator_state(venv.action_space.np_random),
+        "vector_action_space": venv.action_space.np_random.bit_generator.state,
         "async": not subs,
     }
 

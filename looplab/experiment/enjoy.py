@@ -99,7 +99,7 @@ def replay(spec: Any, nets: dict, env_state: dict | None, seed: int, episodes: i
     """Run the greedy policy for `episodes` episodes in one env; returns per-episode rows and frames."""
     env = Env(spec, seed, render_mode=render_mode)
     clock = Clock(num_envs=env.num_envs)
-    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock)
+    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock, seed)
     agent.load_state_dict({"nets": nets}, weights_only=True)
     agent.training = False
     for net in agent.nets().values():

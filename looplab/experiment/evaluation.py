@@ -5,10 +5,10 @@ the agent plays one episode in each sub-env of an env of its own, without explor
 The agent acts as in `enjoy`: the most likely action (argmax, or the mean of a continuous policy);
 an `epsilon_greedy` / `boltzmann` spec acts at the end value of its `explore_var` schedule, as SLM Lab's
 eval does. The eval env has a seed of its own, is reset with a seed derived from it and the frame at
-every eval checkpoint, and sees the training env's observation normalizer frozen. The training run's
-RNG streams are untouched: every RNG is saved before and restored after, so a run's training
-dataframe is the same with and without evaluation, and a resumed run redoes an eval checkpoint
-exactly.
+every eval checkpoint, and sees the training env's observation normalizer frozen. The agent's random
+streams (`looplab.agent.rng.Rng`) start from that seed and the global generators are reseeded with it; both
+are saved before and restored after, so the training run's streams are untouched: a run's training
+dataframe is the same with and without evaluation, and a resumed run redoes an eval checkpoint exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from looplab import io
+from looplab.agent.rng import Rng
 from looplab.analysis.graphs import session_graphs
 from looplab.analysis.metrics import MA_WINDOW, write_session_metrics
 from looplab.env import Env
@@ -60,13 +61,13 @@ class Evaluator:
         """One eval checkpoint; returns its row (None when a stop request cut it short)."""
         t0 = time.time()
         saved = checkpoint.global_rng_state()
-        generators = checkpoint.generators(agent)
-        saved_gens = {k: checkpoint.generator_state(g) for k, g in generators.items()}
+        rng = agent.rng.state_dict()
         modes = [(m, m.training) for net in agent.nets().values() for m in net.modules()]
         training = agent.training
         seed = derived_seed(self.seed, clock.frame)
         try:
             seed_everything(seed)
+            agent.rng.load_state_dict(Rng(seed, agent.device).state_dict())
             agent.training = False
             for m, _ in modes:
                 m.training = False
@@ -76,10 +77,9 @@ class Evaluator:
             returns, lengths = self.episodes(agent, seed)
         finally:
             agent.training = training
+            agent.rng.load_state_dict(rng)
             for m, mode in modes:
                 m.training = mode
-            for k, g in generators.items():
-                checkpoint.set_generator_state(g, saved_gens[k])
             checkpoint.set_global_rng_state(saved)
         if returns is None:
             return None

@@ -47,7 +47,7 @@ def start_hogwild(spec: Any, spec_dict: dict, num_sessions: int, seed: int) -> H
             spec_dict["agent"][key]["gpu"] = False
     seed_everything(seed)
     info = probe_env(spec)
-    algorithm = ALGORITHMS.get(spec.algorithm.name)(spec, info, Clock(num_envs=info.num_envs))
+    algorithm = ALGORITHMS.get(spec.algorithm.name)(spec, info, Clock(num_envs=info.num_envs), seed)
     nets = make_global_nets(algorithm, spec.meta.distributed)
     log.info("Hogwild: global nets %s, shared optimizer state for %s", sorted(nets.params),
              sorted(nets.optim_states) or "none")

@@ -108,7 +108,8 @@ def _nets_nbytes(spec: Any, info: Any) -> int:
     if "max_size" in type(spec.memory).model_fields and spec.memory.max_size is not None:
         small.memory = spec.memory.model_copy(update={"max_size": 1})
     try:
-        agent = ALGORITHMS.get(spec.algorithm.name)(small, dataclasses.replace(info, num_envs=1), Clock(num_envs=1))
+        one_env = dataclasses.replace(info, num_envs=1)
+        agent = ALGORITHMS.get(spec.algorithm.name)(small, one_env, Clock(num_envs=1), 0)
         params = sum(p.numel() for net in agent.nets().values() for p in net.parameters())
     except Exception as e:  # the session reports such a spec itself; the estimate goes on without its nets
         log.debug("nets not estimated: %s", e)

@@ -32,6 +32,8 @@ def derived_seed(seed: int, *keys: int) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators, for third-party code that draws from them (an env, a
+    torch op that takes no generator); LoopLab's own draws come from the agent's streams (looplab.agent.rng)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

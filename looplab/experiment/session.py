@@ -52,10 +52,10 @@ class Session:
         self.progress = progress
         self.random_baseline = random_baseline
         self.prename = paths.prename(trial, session)
-        seed_everything(seed)
+        seed_everything(seed)  # for third-party code: the env and the agent draw from generators of their own
         self.env = Env(spec, seed)
         self.clock = Clock(num_envs=self.env.num_envs)
-        self.agent = ALGORITHMS.get(spec.algorithm.name)(spec, self.env.info, self.clock)
+        self.agent = ALGORITHMS.get(spec.algorithm.name)(spec, self.env.info, self.clock, seed)
         if hogwild is not None:  # a worker of a Hogwild trial (looplab.experiment.hogwild)
             hogwild.attach(self.agent)
         self.rows: list[dict] = []
@@ -184,9 +184,8 @@ class Session:
             algorithm["replay_chunks"] = store.save(self.agent.memory)
         checkpoint.save(self.ckpt_path, {
             "algorithm": algorithm,
-            "generators": {k: checkpoint.generator_state(g) for k, g in checkpoint.generators(self.agent).items()},
             "clock": self.clock.state_dict(),
-            "rng": checkpoint.global_rng_state(),
+            "global_rng": checkpoint.global_rng_state(),
             "env": checkpoint.env_state(self.env),
             "obs": state,
             "rows": self.rows,
@@ -203,10 +202,6 @@ class Session:
         self.agent.load_state_dict(d["algorithm"])
         if "replay_chunks" in d["algorithm"] and self.replay_store is not None:
             self.replay_store.load(self.agent.memory, d["algorithm"]["replay_chunks"])
-        gens = checkpoint.generators(self.agent)
-        for k, st in d["generators"].items():
-            if k in gens:
-                checkpoint.set_generator_state(gens[k], st)
         self.clock.load_state_dict(d["clock"])
         self.rows = d["rows"]
         self.best_ma = d["best_ma"]
@@ -216,7 +211,7 @@ class Session:
         obs = d["obs"]
         if restart is not None:
             obs = checkpoint.restart_envs(self.env, obs, restart)
-        checkpoint.set_global_rng_state(d["rng"])
+        checkpoint.set_global_rng_state(d["global_rng"])
         log.info("session %s: resumed from %s at frame %d", self.prename, self.ckpt_path, self.clock.frame)
         return obs
 

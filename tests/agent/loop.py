@@ -16,10 +16,8 @@ from looplab.experiment.session import step as session_step
 def make_agent(spec: Any, seed: int = 0) -> tuple[Any, Env]:
     """A seeded env and the spec's algorithm on it, with one torch thread (as a session process)."""
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     env = Env(spec, seed)
-    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, Clock(num_envs=env.num_envs))
+    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, Clock(num_envs=env.num_envs), seed)
     return agent, env
 
 

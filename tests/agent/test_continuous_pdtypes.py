@@ -53,10 +53,9 @@ def _spec(algo: str, env: str, pdtype: str, log_std_init: float | None = None) -
 
 def _run(raw: dict, frames: int = 64):
     spec = validate_spec(raw, spec_name="t")
-    torch.manual_seed(0)
     env = Env(spec, seed=0)
     clock = Clock(num_envs=env.num_envs)
-    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock)
+    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock, 0)
     state = env.reset()
     actions = []
     while clock.frame < frames:

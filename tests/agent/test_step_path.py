@@ -23,8 +23,6 @@ def test_copy_weights_equals_load_state_dict_with_buffers():
 
 def test_acting_without_the_log_prob_samples_the_same_action():
     loc, log_std = torch.randn(5, 2), torch.randn(5, 2)
-    torch.manual_seed(0)
-    with_logp, logp = squash(loc, log_std)
-    torch.manual_seed(0)
-    without, none = squash(loc, log_std, with_logp=False)
+    with_logp, logp = squash(loc, log_std, torch.Generator().manual_seed(0))
+    without, none = squash(loc, log_std, torch.Generator().manual_seed(0), with_logp=False)
     assert torch.equal(with_logp, without) and logp.shape == (5,) and none is None

@@ -36,8 +36,9 @@ def make(kind: str):
         info = EnvInfo("x", N_ENVS, gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(3))
     if kind == "PrioritizedReplay":
         cfg = PrioritizedReplayConfig(name=kind, batch_size=8, max_size=MAX_SIZE, alpha=0.6, epsilon=1e-4)
-        return PrioritizedReplay(cfg, info, _Algo())
-    mem = memory_class("Replay", info)(ReplayConfig(name="Replay", batch_size=8, max_size=MAX_SIZE), info, _Algo())
+        return PrioritizedReplay(cfg, info, _Algo(), np.random.default_rng(0))
+    config = ReplayConfig(name="Replay", batch_size=8, max_size=MAX_SIZE)
+    mem = memory_class("Replay", info)(config, info, _Algo(), np.random.default_rng(0))
     assert isinstance(mem, ImageReplay) == (kind == "ImageReplay")
     return mem
 
@@ -77,6 +78,7 @@ def restored(kind: str, live, folder, manifest):
     path = folder.parent / "bookkeeping.pt"
     checkpoint.save(path, {"memory": live.state_dict(rows=False)})
     back.load_state_dict(checkpoint.load(path)["memory"])
+    back.rng.bit_generator.state = live.rng.bit_generator.state  # the session's stream, saved with the session
     ReplayStore(folder).load(back, manifest)
     return back
 

@@ -38,13 +38,14 @@ def test_memory_estimates_match_the_arrays_memories_allocate(obs, kind):
     info = EnvInfo("x", 2, obs, gym.spaces.Box(-1, 1, (3,)))
     if kind == "Replay":
         config = ReplayConfig(name=kind, batch_size=4, max_size=64)
-        mem = memory_class(kind, info)(config, info, _Algo())  # stacked uint8 images: frames stored once (ImageReplay)
+        # stacked uint8 images: frames stored once (ImageReplay)
+        mem = memory_class(kind, info)(config, info, _Algo(), np.random.default_rng(0))
     elif kind == "PrioritizedReplay":
         config = PrioritizedReplayConfig(name=kind, batch_size=4, max_size=64)
-        mem = PrioritizedReplay(config, info, _Algo())
+        mem = PrioritizedReplay(config, info, _Algo(), np.random.default_rng(0))
     else:
         config = OnPolicyBatchReplayConfig(name=kind)
-        mem = OnPolicyBatchReplay(config, info, _Algo())
+        mem = OnPolicyBatchReplay(config, info, _Algo(), np.random.default_rng(0))
     actual = _arrays_nbytes(mem)
     estimate = type(mem).estimate_nbytes(config, info, _Algo())
     assert actual * 0.95 <= estimate <= actual * 1.6 + 1024  # the sum tree is padded to a power of two

@@ -1,6 +1,7 @@
 """Base of all algorithms: the act / update / train contract and what a checkpoint holds.
 
-The session owns stepping, clocks and checkpoints; an algorithm owns acting, its memory and training.
+The session owns stepping, clocks and checkpoints; an algorithm owns acting, its memory, training and the
+session's random streams (`self.rng`, `agent/rng.py`), built from the session seed on its device.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import field_validator
 from looplab.agent.memory.base import memory_class
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
 from looplab.agent.policy import DISTRIBUTIONS, POLICIES, make_pd, resolve_pdtype
+from looplab.agent.rng import Rng
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
 from looplab.registry import Registry
@@ -54,20 +56,25 @@ class Algorithm:
     memories: ClassVar[tuple[str, ...] | None] = None
     needs_net: ClassVar[bool] = True
 
-    def __init__(self, spec: Any, env_info: Any, clock: Any):
+    def __init__(self, spec: Any, env_info: Any, clock: Any, seed: int):
         self.spec = spec
         self.config = spec.algorithm
         self.env_info = env_info
         self.clock = clock
         self.device = resolve_device(spec.net.gpu if spec.net is not None else False)
+        self.rng = Rng(seed, self.device)
         self.training = True  # False in enjoy: no training, no exploration
         self.loss = float("nan")
         self.explore_var = Schedule(self.config.explore_var_spec, default=float("nan"))
         self.pdtype = resolve_pdtype(self.config.action_pdtype, env_info.action_type)
         self.nvec = list(getattr(env_info.action_space, "nvec", [])) or None
         self.optimizers: dict[str, Optimizer] = {}
-        self.init_nets()
-        self.memory = memory_class(spec.memory.name, env_info)(spec.memory, env_info, self)
+        # torch.nn's initializers draw from the global CPU generator (nets are built on the CPU): seed it for
+        # the build alone
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.rng.init_seed)
+            self.init_nets()
+        self.memory = memory_class(spec.memory.name, env_info)(spec.memory, env_info, self, self.rng.replay)
 
     # ---- the contract -------------------------------------------------------------------------
     @classmethod
@@ -175,6 +182,7 @@ class Algorithm:
             "memory": self.memory.state_dict(rows=memory_rows) if self.memory.incremental else self.memory.state_dict(),
             "loss": self.loss,
             "extra": self.extra_state(),
+            "rng": self.rng.state_dict(),
         }
 
     def load_state_dict(self, d: dict, weights_only: bool = False) -> None:
@@ -187,6 +195,7 @@ class Algorithm:
         self.memory.load_state_dict(d["memory"])
         self.loss = d.get("loss", float("nan"))
         self.load_extra_state(d.get("extra", {}))
+        self.rng.load_state_dict(d["rng"])
 
 
 def finite_or_nan(x: float) -> float:

@@ -37,7 +37,7 @@ class CrossQ(SoftActorCritic):
                     next_states: torch.Tensor, terminateds: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha_tensor()
         with torch.no_grad():
-            next_pi = self.policy(next_states)
+            next_pi = self.policy(next_states, self.rng.train)
         a_next = next_pi[0]
         if self.discrete:  # Q(s, .) needs no action input; keep one joint batch all the same
             actions_in, a_next_in = actions, actions

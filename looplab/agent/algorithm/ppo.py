@@ -24,7 +24,7 @@ from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, s
 )
 from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.math import gae
-from looplab.agent.policy import greedy
+from looplab.agent.policy import entropy, greedy, sample
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.spec.schema import PositiveCount
 
@@ -82,7 +82,7 @@ class PPO(ActorCritic):
     def act(self, state: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             pd = self.make_pd(self.policy_out(self.to_tensor(state)), self.log_std)
-            action = pd.sample() if self.training else greedy(pd)
+            action = sample(pd, self.rng.act) if self.training else greedy(pd)
         return self.to_env_action(action)
 
     # ---- training -----------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class PPO(ActorCritic):
         mb = min(cfg.minibatch_size, B)
         losses, entropies = [], []
         for _ in range(cfg.training_epoch):
-            perm = torch.randperm(B, device=self.device)
+            perm = torch.randperm(B, generator=self.rng.train, device=self.device)
             for start in range(0, B, mb):
                 idx = perm[start:start + mb]
                 if len(idx) < 2:
@@ -115,13 +115,13 @@ class PPO(ActorCritic):
                 elif cfg.normalize_advantages:
                     a = (a - a.mean()) / (a.std() + 1e-8)
                 policy_loss = clipped_surrogate_loss(ratio, a, clip_eps)
-                entropy = pd.entropy().mean()
-                policy_loss = cfg.policy_loss_coef * policy_loss - ent_coef * entropy
+                ent = entropy(pd, self.rng.train).mean()
+                policy_loss = cfg.policy_loss_coef * policy_loss - ent_coef * ent
                 val_loss = cfg.val_loss_coef * self.value_loss(states[idx], v_targets[idx], v[idx], clip_eps)
                 self.step_actor_critic(policy_loss, val_loss)
                 loss = policy_loss + val_loss
                 losses.append(loss.detach())
-                entropies.append(entropy.detach())
+                entropies.append(ent.detach())
         self.step_lr_schedulers()
         self.entropy = float(torch.stack(entropies).mean()) if entropies else float("nan")
         return float(torch.stack(losses).mean()) if losses else float("nan")

@@ -22,7 +22,9 @@ class Random(Algorithm):
         info = self.env_info
         self.training_frequency = 1  # memories size themselves by it; nothing is stored
         self.space = gym.vector.utils.batch_space(info.action_space, info.num_envs)
-        self.space.seed(int(np.random.randint(2**31 - 1)))
+        # the space samples from the session's `space` stream; a Gymnasium space takes a generator only when
+        # it is built, and batch_space builds it with a copy of the env's
+        self.space._np_random = self.rng.space
 
     def act(self, state: np.ndarray) -> np.ndarray:
         return self.space.sample()

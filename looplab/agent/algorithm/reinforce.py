@@ -17,7 +17,7 @@ import torch
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.math import discounted_returns
 from looplab.agent.net.base import Optimizer, build_net, init_tail
-from looplab.agent.policy import greedy, out_dim, select_action
+from looplab.agent.policy import entropy, greedy, out_dim, select_action
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
 from looplab.spec.schema import PositiveCount
@@ -131,13 +131,15 @@ class Reinforce(Algorithm):
         if policy == "random" and not self.env_info.is_discrete:
             if not self.training:
                 return greedy(self.make_pd(out, self.log_std))
-            return torch.rand(out.shape[0], self.env_info.action_dim, device=out.device) * 2 - 1
+            g = self.rng.act
+            return torch.rand(out.shape[0], self.env_info.action_dim, generator=g, device=out.device) * 2 - 1
         if not self.training:
             if policy in ("epsilon_greedy", "boltzmann"):
-                return select_action(policy, None, out, self.explore_var.end_value(), self.env_info.action_dim)
+                return select_action(policy, None, out, self.explore_var.end_value(), self.env_info.action_dim,
+                                     self.rng.act)
             return greedy(self.make_pd(out, self.log_std))
         return select_action(policy, lambda o: self.make_pd(o, self.log_std), out,
-                             self.explore_var.value(self.clock.frame), self.env_info.action_dim)
+                             self.explore_var.value(self.clock.frame), self.env_info.action_dim, self.rng.act)
 
     # ---- training -----------------------------------------------------------------------------
     def flat_batch(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,10 +150,10 @@ class Reinforce(Algorithm):
 
     def policy_loss(self, states: torch.Tensor, actions: torch.Tensor, advs: torch.Tensor) -> torch.Tensor:
         pd = self.make_pd(self.policy_out(states), self.log_std)
-        entropy = pd.entropy().mean()
-        self.entropy = float(entropy.detach())
+        ent = entropy(pd, self.rng.train).mean()
+        self.entropy = float(ent.detach())
         loss = -(pd.log_prob(actions) * standardize(advs)).mean()
-        return self.config.policy_loss_coef * loss - self.entropy_coef.value(self.clock.frame) * entropy
+        return self.config.policy_loss_coef * loss - self.entropy_coef.value(self.clock.frame) * ent
 
     def returns(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Monte Carlo returns [T, N] of a batch, restarted per `returns_reset_on`, mean-centred if asked."""

@@ -20,7 +20,7 @@ from pydantic import field_validator
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights, polyak_update
 from looplab.agent.net.optim import make_loss
-from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, tanh_log_det
+from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, random_action, sample, tanh_log_det
 from looplab.errors import SpecError
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
 
@@ -64,14 +64,16 @@ class SACConfig(AlgorithmConfig):
         return v
 
 
-def squash(loc: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False,
+def squash(loc: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator, deterministic: bool = False,
            with_logp: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A reparameterized tanh-Gaussian sample and its log-prob (None without `with_logp`), summed over action dims.
+    """A reparameterized tanh-Gaussian sample, its noise drawn from `generator`, and its log-prob (None without
+    `with_logp`), summed over action dims.
 
     log pi(a) = log N(u) - sum log(1 - tanh(u)^2).
     """
     std = log_std.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
-    u = loc if deterministic else loc + std * torch.randn_like(loc)
+    u = loc if deterministic else loc + std * torch.randn(loc.shape, generator=generator, dtype=loc.dtype,
+                                                          device=loc.device)
     if not with_logp:
         return torch.tanh(u), None
     logp = torch.distributions.Normal(loc, std, validate_args=False).log_prob(u).sum(-1)
@@ -178,30 +180,32 @@ class SoftActorCritic(Algorithm):
             ratio += (ann.end_ratio - ann.start_ratio) * min(1.0, self.clock.frame / ann.frames)
         return ratio * math.log(self.env_info.action_dim)
 
-    def policy(self, states: torch.Tensor, deterministic: bool = False,
+    def policy(self, states: torch.Tensor, generator: torch.Generator, deterministic: bool = False,
                with_logp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Continuous: (tanh action, log-prob). Discrete: (probs, log-probs) over all actions."""
+        """Continuous: (tanh action drawn from `generator`, log-prob). Discrete: (probs, log-probs) over all
+        actions."""
         out = self.actor(states)
         if self.discrete:
             logp = torch.log_softmax(out, -1)
             return logp.exp(), logp
         loc, log_std = out.chunk(2, dim=-1)
-        return squash(loc, log_std, deterministic, with_logp)
+        return squash(loc, log_std, generator, deterministic, with_logp)
 
     def act(self, state: np.ndarray) -> np.ndarray:
-        n = state.shape[0]
+        n, g = state.shape[0], self.rng.act
         if self.training and self.clock.frame < self.training_start_step:
             if self.discrete:
-                return torch.randint(0, self.env_info.action_dim, (n,)).numpy()
-            return self.to_env_action(torch.rand(n, self.env_info.action_dim) * 2.0 - 1.0)
+                return random_action((n,), self.env_info.action_dim, g).cpu().numpy()
+            uniform = torch.rand(n, self.env_info.action_dim, generator=g, device=g.device)
+            return self.to_env_action(uniform * 2.0 - 1.0)
         with torch.inference_mode():
             x = self.to_tensor(state)
             if self.discrete:
                 logits = self.actor(x)
-                action = (torch.distributions.Categorical(logits=logits, validate_args=False).sample() if self.training
-                          else logits.argmax(-1))
+                action = (sample(torch.distributions.Categorical(logits=logits, validate_args=False), g)
+                          if self.training else logits.argmax(-1))
             else:
-                action, _ = self.policy(x, deterministic=not self.training, with_logp=False)
+                action, _ = self.policy(x, g, deterministic=not self.training, with_logp=False)
         return self.to_env_action(action)
 
     # ---- training -----------------------------------------------------------------------------
@@ -236,7 +240,7 @@ class SoftActorCritic(Algorithm):
                     next_states: torch.Tensor, terminateds: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha_tensor()
         with torch.no_grad():
-            next_pi = self.policy(next_states)
+            next_pi = self.policy(next_states, self.rng.train)
             a_next = next_pi[0]
             next_q = (self.q_values(self.target_q1, next_states, a_next),
                       self.q_values(self.target_q2, next_states, a_next))
@@ -250,7 +254,7 @@ class SoftActorCritic(Algorithm):
     def actor_loss(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (policy loss, mean log pi) for the alpha loss."""
         alpha = self.alpha_tensor()
-        pi, logp = self.policy(states)
+        pi, logp = self.policy(states, self.rng.train)
         q = torch.min(self.q_values(self.q1, states, pi), self.q_values(self.q2, states, pi))
         if self.discrete:
             loss = (pi * (alpha * logp - q)).sum(-1).mean()

@@ -55,15 +55,16 @@ class SARSA(Algorithm):
     def explore_value(self) -> float:
         return self.explore_var.value(self.clock.frame) if self.training else self.explore_var.end_value()
 
-    def choose(self, q: torch.Tensor) -> torch.Tensor:
+    def choose(self, q: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The policy's action for Q values `q`, drawn from `generator`."""
         policy = self.config.action_policy
         if not self.training and policy in ("default", "random"):
             return q.argmax(-1)
-        return select_action(policy, self.make_pd, q, self.explore_value(), self.env_info.action_dim)
+        return select_action(policy, self.make_pd, q, self.explore_value(), self.env_info.action_dim, generator)
 
     def act(self, state: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            action = self.choose(self.net(self.to_tensor(state)))
+            action = self.choose(self.net(self.to_tensor(state)), self.rng.act)
         return self.to_env_action(action)
 
     def td_loss(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
@@ -81,7 +82,7 @@ class SARSA(Algorithm):
         next_states = self.to_tensor(batch["next_states"]).flatten(0, 1)
         with torch.no_grad():
             q_next = self.net(next_states)
-            policy_a = self.choose(q_next).view(T, N).cpu().numpy()
+            policy_a = self.choose(q_next, self.rng.train).view(T, N).cpu().numpy()
         done = np.maximum(batch["terminateds"], batch["truncateds"])
         a_next = torch.as_tensor(sarsa_next_actions(batch["actions"], done, policy_a), device=self.device)
         q_sa_next = q_next.gather(-1, a_next.flatten().long().unsqueeze(-1)).squeeze(-1)

@@ -74,7 +74,7 @@ class SILMixin:
         MEMORIES.get(mem.sil_replay_name)  # the name is a registered memory
         cfg = ReplayConfig(name=mem.sil_replay_name, batch_size=mem.batch_size, max_size=mem.max_size,
                            use_cer=mem.use_cer)
-        self.sil_memory = ReturnReplay(cfg, self.env_info, SimpleNamespace(training_start_step=0))
+        self.sil_memory = ReturnReplay(cfg, self.env_info, SimpleNamespace(training_start_step=0), self.rng.replay)
 
     def train(self) -> float:
         batch = self.memory.sample()

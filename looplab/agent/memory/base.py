@@ -27,10 +27,11 @@ class Memory:
     # from rows_since(mark) and restores with load_rows (see looplab.experiment.replay_store)
     incremental = False
 
-    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
+    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
         self.config = config
         self.env_info = env_info
         self.num_envs = env_info.num_envs
+        self.rng = rng  # what sampling draws from: the session's `replay` stream (looplab.agent.rng)
 
     def add(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
             terminated: np.ndarray, truncated: np.ndarray) -> None:

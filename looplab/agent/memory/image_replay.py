@@ -35,11 +35,11 @@ class ImageReplay(Replay):
         frames = n * ring * int(np.prod(shape[1:]))
         return frames + max_size * (8 + transition_nbytes(env_info, cls.fields))  # + ptr
 
-    def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):
+    def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
         n = env_info.num_envs
         # whole vector steps, so that slot i always belongs to env i % num_envs
         config = config.model_copy(update={"max_size": max(n, int(config.max_size) // n * n)})
-        super().__init__(config, env_info, algorithm)
+        super().__init__(config, env_info, algorithm, rng)
         shape = env_info.state_shape
         self.stack = int(shape[0])
         per_env = self.max_size // n

@@ -46,8 +46,8 @@ class OnPolicyBatchReplay(Memory):
                                                        max_size=config.max_size), env_info, algorithm)
         return own
 
-    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
-        super().__init__(config, env_info, algorithm)
+    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
+        super().__init__(config, env_info, algorithm, rng)
         self.size = int(algorithm.training_frequency)
         T, N = self.size, self.num_envs
         shape = env_info.state_shape
@@ -113,8 +113,8 @@ class OnPolicyReplay(Memory):
     Config = OnPolicyReplayConfig
     keys = ("states", "actions", "rewards", "next_states", "terminateds", "truncateds")
 
-    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any):
-        super().__init__(config, env_info, algorithm)
+    def __init__(self, config: MemoryConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
+        super().__init__(config, env_info, algorithm, rng)
         self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
         s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
         a_shape, a_dtype = action_spec(env_info)

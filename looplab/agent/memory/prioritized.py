@@ -94,8 +94,8 @@ class PrioritizedReplay(Replay):
         # + the sum tree: at most 2 * 2 float64 nodes per slot (leaves padded to a power of two)
         return super().estimate_nbytes(config, env_info, algorithm) + 32 * max(int(config.max_size), env_info.num_envs)
 
-    def __init__(self, config: PrioritizedReplayConfig, env_info: Any, algorithm: Any):
-        super().__init__(config, env_info, algorithm)
+    def __init__(self, config: PrioritizedReplayConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
+        super().__init__(config, env_info, algorithm, rng)
         self.alpha, self.epsilon = config.alpha, config.epsilon
         self.new_priority, self.sampling = config.new_priority, config.sampling
         self.importance_weights, self.cer_update = config.importance_weights, config.cer_update

@@ -54,8 +54,8 @@ class Replay(Memory):
         max_size = max(int(config.max_size), env_info.num_envs)
         return max_size * transition_nbytes(env_info, cls.fields)
 
-    def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any):
-        super().__init__(config, env_info, algorithm)
+    def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
+        super().__init__(config, env_info, algorithm, rng)
         self.batch_size = int(config.batch_size)
         self.max_size = max(int(config.max_size), self.num_envs)
         self.use_cer = config.use_cer
@@ -77,7 +77,6 @@ class Replay(Memory):
         self._slots = np.arange(self.num_envs)
         self.latest = np.arange(self.num_envs)  # slots of the newest vector step
         self.cer_seen = 0  # transitions (counted as seen_size counts) already put into a batch by CER
-        self.rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))
 
     # ---- storing ------------------------------------------------------------------------------
     def add(self, state: np.ndarray, action: np.ndarray, reward: np.ndarray, next_state: np.ndarray,
@@ -141,11 +140,11 @@ class Replay(Memory):
 
     # ---- checkpoint ---------------------------------------------------------------------------
     def state_dict(self, rows: bool = True) -> dict:
-        """Counters and RNG; with `rows`, also the stored transitions (else see `rows_since`)."""
+        """Counters; with `rows`, also the stored transitions (else see `rows_since`). The sampling stream is
+        the session's, saved with it."""
         n = self.size
         d = {"head": self.head, "size": n, "seen_size": self.seen_size, "since_train": self.since_train,
-             "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen,
-             "rng": self.rng.bit_generator.state}
+             "ready": self._ready, "latest": self.latest.copy(), "cer_seen": self.cer_seen}
         if rows:
             d.update({k: getattr(self, k)[:n].copy() for k in self.fields})
         return d
@@ -159,7 +158,6 @@ class Replay(Memory):
         self.since_train, self._ready = int(d["since_train"]), bool(d["ready"])
         self.latest = np.asarray(d["latest"])
         self.cer_seen = int(d.get("cer_seen", self.seen_size))
-        self.rng.bit_generator.state = d["rng"]
 
     # The k-th transition ever added sits in slot k % max_size, so the rows written since a checkpoint are
     # the transitions added since, minus those already overwritten again.

@@ -26,8 +26,7 @@ def _agent():
            "env": {"name": "Pendulum-v1", "num_envs": 1, "max_frame": 100}, "meta": {"max_session": 1}}
     spec = validate_spec(raw, spec_name="t")
     env = Env(spec, seed=0)
-    torch.manual_seed(0)
-    return ALGORITHMS.get("CrossQ")(spec, env.info, Clock(num_envs=1)), env
+    return ALGORITHMS.get("CrossQ")(spec, env.info, Clock(num_envs=1), 0), env
 
 
 def _brn(net: torch.nn.Module) -> torch.nn.Module:

@@ -20,7 +20,7 @@ from tests.conftest import ROOT, SLM_SPECS, only_run, run_cli
 def _agent(raw: dict):
     spec = validate_spec(raw, spec_name="t")
     env = Env(spec, seed=0)
-    return ALGORITHMS.get(spec.algorithm.name)(spec, env.info, Clock(num_envs=env.num_envs)), env
+    return ALGORITHMS.get(spec.algorithm.name)(spec, env.info, Clock(num_envs=env.num_envs), 0), env
 
 
 def _raw(env: str = "Pendulum-v1", pdtype: str = "Normal", **algo) -> dict:
@@ -33,10 +33,9 @@ def _raw(env: str = "Pendulum-v1", pdtype: str = "Normal", **algo) -> dict:
 
 
 def test_squashed_log_prob_matches_the_numerical_density():
-    torch.manual_seed(0)
     loc = torch.tensor([[0.3, -1.2]])
     log_std = torch.tensor([[-0.5, 0.2]])
-    a, logp = squash(loc, log_std)
+    a, logp = squash(loc, log_std, torch.Generator().manual_seed(0))
     # density of a = tanh(u), u ~ N(loc, std), by change of variables computed independently per dim
     u = torch.atanh(a.double())
     std = log_std.double().exp()
@@ -49,7 +48,8 @@ def test_squashed_log_prob_matches_the_numerical_density():
     ua, ub = math.atanh(x), math.atanh(x + h)
     prob = torch.distributions.Normal(0.0, 1.0).cdf(torch.tensor([ub, ua], dtype=torch.float64))
     dens = float(prob[0] - prob[1]) / h
-    _, lp = squash(loc1, ls1, deterministic=True)  # at u = 0: log N(0) - log(1) = -0.5 log(2 pi)
+    # at u = 0: log N(0) - log(1) = -0.5 log(2 pi)
+    _, lp = squash(loc1, ls1, torch.Generator(), deterministic=True)
     assert float(lp) == pytest.approx(-0.5 * math.log(2 * math.pi), abs=1e-6)
     assert dens == pytest.approx(math.exp(-0.5 * ua**2) / math.sqrt(2 * math.pi) / (1 - x**2), rel=1e-3)
 

@@ -25,7 +25,7 @@ class _Algo:
 
 def _memory(env_info, max_size: int = 600) -> Replay:
     return memory_class("Replay", env_info)(ReplayConfig(name="Replay", batch_size=32, max_size=max_size), env_info,
-                                            _Algo())
+                                            _Algo(), np.random.default_rng(0))
 
 
 def test_replay_of_stacked_images_is_an_image_replay_storing_each_frame_once():

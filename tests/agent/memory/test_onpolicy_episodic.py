@@ -12,6 +12,7 @@ from looplab.agent.memory.onpolicy import OnPolicyCrossEntropy, OnPolicyCrossEnt
 from looplab.env.make import EnvInfo
 
 INFO = EnvInfo("test", 2, gym.spaces.Box(-1, 1, (1,)), gym.spaces.Discrete(2))
+RNG = np.random.default_rng(0)  # on-policy memories draw nothing
 
 
 def feed(mem, dones_per_step):
@@ -21,7 +22,7 @@ def feed(mem, dones_per_step):
 
 
 def test_episodes_are_kept_per_env_with_vector_envs():
-    mem = OnPolicyReplay(MemoryConfig(name="OnPolicyReplay"), INFO, SimpleNamespace(training_frequency=2))
+    mem = OnPolicyReplay(MemoryConfig(name="OnPolicyReplay"), INFO, SimpleNamespace(training_frequency=2), RNG)
     # env 0 terminates at t=1, env 1 is truncated at t=2; env 0's second episode is unfinished
     feed(mem, [(0, 0), (1, 0), (0, 1), (0, 0)])
     assert mem.ready and len(mem.episodes) == 2
@@ -37,14 +38,14 @@ def test_episodes_are_kept_per_env_with_vector_envs():
 
 
 def test_buffers_grow_for_long_episodes():
-    mem = OnPolicyReplay(MemoryConfig(name="OnPolicyReplay"), INFO, SimpleNamespace(training_frequency=1))
+    mem = OnPolicyReplay(MemoryConfig(name="OnPolicyReplay"), INFO, SimpleNamespace(training_frequency=1), RNG)
     feed(mem, [(0, 0)] * 300 + [(1, 0)])
     assert len(mem.sample()["states"]) == 301
 
 
 def test_cross_entropy_keeps_best_episodes():
     cfg = OnPolicyCrossEntropyConfig(name="OnPolicyCrossEntropy", cross_entropy=0.5)
-    mem = OnPolicyCrossEntropy(cfg, INFO, SimpleNamespace(training_frequency=2))
+    mem = OnPolicyCrossEntropy(cfg, INFO, SimpleNamespace(training_frequency=2), RNG)
     feed(mem, [(0, 0), (1, 0), (0, 1)])  # env 0 return 2, env 1 return 6
     batch = mem.sample()
     np.testing.assert_array_equal(batch["rewards"][:, 0], [2, 2, 2])

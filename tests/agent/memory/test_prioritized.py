@@ -33,7 +33,7 @@ def make_per(steps=4, max_frame=100, **keys):
                                      "epsilon": 0.0, **keys})
     algo = SimpleNamespace(training_start_step=0, training_frequency=1, clock=SimpleNamespace(frame=0),
                            spec=SimpleNamespace(env=SimpleNamespace(max_frame=max_frame)))
-    mem = PrioritizedReplay(cfg, info, algo)
+    mem = PrioritizedReplay(cfg, info, algo, np.random.default_rng(0))
     add(mem, steps)
     return mem, algo
 
@@ -120,6 +120,7 @@ def test_state_dict_round_trip_reproduces_samples_and_priorities():
     add(mem, 1)
     other, _ = make_per(steps=0, use_cer=True, max_size=8, alpha=0.6, epsilon=1e-4)
     other.load_state_dict(mem.state_dict())
+    other.rng.bit_generator.state = mem.rng.bit_generator.state  # the session's stream, saved with the session
     for _ in range(3):
         a, b = mem.sample(), other.sample()
         for k in a:

@@ -16,7 +16,7 @@ def make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=False, start=None,
     info = EnvInfo("test", num_envs, gym.spaces.Box(0, 255, (3,), dtype=obs_dtype), gym.spaces.Discrete(2))
     cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer, cer_items=cer_items)
     algo = SimpleNamespace(training_start_step=start, training_frequency=freq)
-    return Replay(cfg, info, algo)
+    return Replay(cfg, info, algo, np.random.default_rng(0))
 
 
 def add_steps(mem, n, start=0):
@@ -106,6 +106,7 @@ def test_state_dict_round_trip_reproduces_samples():
     d = mem.state_dict()
     other = make_replay(num_envs=2, max_size=6, batch_size=5, use_cer=True)
     other.load_state_dict(d)
+    other.rng.bit_generator.state = mem.rng.bit_generator.state  # the session's stream, saved with the session
     a, b = mem.sample(), other.sample()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
