@@ -2,15 +2,19 @@
 
 Each case runs a session three times: twice straight through (same dataframe, same final weights),
 and once stopped by a SIGTERM request at a log checkpoint and resumed from its checkpoint by a new
-Session (same dataframe as the straight run). The subprocess kill tests are in test_resume.py.
+Session (same dataframe as the straight run); and once more with the global generators reseeded between
+steps (same dataframe and weights again: the loop draws from the session's own streams).
+The subprocess kill tests are in test_resume.py.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import signal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -139,6 +143,27 @@ def test_same_seed_same_run_and_exact_resume(case, tmp_path):
     assert resumed.clock.frame == spec.env.max_frame
     pd.testing.assert_frame_equal(df, frame(resumed), check_exact=True)
     assert_same_weights(a, resumed)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_the_global_generators_do_not_move_a_run(case, tmp_path, monkeypatch):
+    """Python's, NumPy's and torch's global generators reseeded before every step change nothing: acting,
+    exploration, minibatches and replay samples draw from the session's own streams."""
+    _, path, name, overrides = case
+    spec = load_case(path, name, overrides)
+    straight = run(spec, tmp_path / "a")
+    loop_step = session_mod.step
+
+    def disturbed_step(agent, env, clock, state, actions=None):
+        random.seed(clock.frame)
+        np.random.seed(clock.frame)
+        torch.manual_seed(clock.frame)
+        return loop_step(agent, env, clock, state, actions)
+
+    monkeypatch.setattr(session_mod, "step", disturbed_step)
+    disturbed = run(spec, tmp_path / "b")
+    pd.testing.assert_frame_equal(frame(straight), frame(disturbed), check_exact=True)
+    assert_same_weights(straight, disturbed)
 
 
 def test_a_different_seed_gives_a_different_start(tmp_path):
