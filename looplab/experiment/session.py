@@ -97,6 +97,10 @@ class Session:
         while clock.frame < self.max_frame:
             if STOP.signum:
                 self.interrupted = True
+                if clock.frame == 0:  # nothing done yet: a resume starts the session over, which is the same run
+                    log.warning("session %s: stopped by %s before its first step; it starts over when resumed",
+                                self.prename, signal_name(STOP.signum))
+                    break
                 self.save_checkpoint(state)
                 log.warning("session %s: stopped by %s at frame %d; checkpoint %s", self.prename,
                             signal_name(STOP.signum), clock.frame, self.ckpt_path)
@@ -196,9 +200,14 @@ class Session:
             store.prune()
         self.next_checkpoint = (self.clock.frame // self.checkpoint_frequency + 1) * self.checkpoint_frequency
 
-    def load_checkpoint(self) -> np.ndarray:
-        """Restore the last checkpoint; returns the observation to act on next."""
+    def load_checkpoint(self) -> np.ndarray | None:
+        """Restore the last checkpoint; returns the observation to act on next, or None for a checkpoint
+        written before the first step (by an earlier version), from which the session starts over."""
         d = checkpoint.load(self.ckpt_path)
+        if d["clock"]["frame"] == 0:
+            log.info("session %s: %s was written before the first step; starting over", self.prename,
+                     self.ckpt_path)
+            return None
         self.agent.load_state_dict(d["algorithm"])
         if "replay_chunks" in d["algorithm"] and self.replay_store is not None:
             self.replay_store.load(self.agent.memory, d["algorithm"]["replay_chunks"])

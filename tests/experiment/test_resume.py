@@ -279,3 +279,31 @@ def pending(pid: int, signum: int) -> bool:
         if line.startswith(("ShdPnd:", "SigPnd:")) and int(line.split()[1], 16) >> (signum - 1) & 1:
             return True
     return False
+
+
+def test_a_session_stopped_before_its_first_step_starts_over_on_resume(reference, tmp_path, monkeypatch):
+    """No checkpoint at frame 0 (there is nothing to keep); one that an earlier version wrote there is read as
+    a fresh start, not restored into envs that were never reset. Either way the run equals one never stopped."""
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
+    from looplab.experiment.run import prepare
+    from looplab.experiment.seeds import session_seed
+    from looplab.experiment.session import Session
+    from looplab.experiment.stop import STOP
+    from looplab.runfolder import RunPaths
+
+    _, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
+    torch.set_num_threads(1)
+    seed = session_seed(3, 0, 0)
+    for old_checkpoint in (False, True):
+        paths = RunPaths.create(tmp_path / str(old_checkpoint), spec.name)
+        monkeypatch.setattr(STOP, "signum", signal.SIGTERM)
+        stopped = Session(spec, paths, 0, 0, seed, "train")
+        assert stopped.run() == {} and not stopped.ckpt_path.exists()
+        if old_checkpoint:
+            stopped.save_checkpoint(stopped.env.reset())
+        monkeypatch.setattr(STOP, "signum", 0)
+        Session(spec, paths, 0, 0, seed, "train", resume=True).run()
+        pd.testing.assert_frame_equal(session_df(paths.root), session_df(reference), check_exact=True)
