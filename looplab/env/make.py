@@ -2,7 +2,8 @@
 
 Every env is a vector env (num_envs >= 1) with same-step autoreset, so a step returns both the
 final observation of a finished episode (to store as next_state) and the first observation of
-the next one. Episode returns are tracked on raw rewards, before any normalization wrapper.
+the next one. Episode returns are tracked on raw rewards; then the env's transform chain
+(looplab.env.transforms) makes what the agent sees and learns from.
 """
 
 from __future__ import annotations
@@ -16,18 +17,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from looplab.env.history import ObsHistory, history_length, window_space
+from looplab.env.atari import ATARI_VECTOR_ONLY_KEYS, atari_preprocess, game_over, is_atari
 from looplab.env.pool import WorkerPoolVectorEnv, worker_count
 from looplab.env.state import reset_sub_env, set_sub_env_state, sub_env_state
-from looplab.env.wrappers import (
-    ATARI_VECTOR_ONLY_KEYS,
-    ObsNormalizer,
-    RewardNormalizer,
-    atari_preprocess,
-    clip_bounds,
-    game_over,
-    is_atari,
-)
+from looplab.env.transforms import EnvContext, Step, build_chain, chain_space
 from looplab.errors import SpecError
 
 # keys of `env` that LoopLab consumes; every other key goes to gymnasium.make
@@ -164,9 +157,8 @@ def probe_env(spec: Any) -> EnvInfo:
     except Exception as e:  # any error from an env constructor is a spec problem here
         raise _make_error(e, env_spec.name) from None
     try:
-        seq_len = history_length(spec)
-        obs_space = env.observation_space if seq_len is None else window_space(env.observation_space, seq_len)
-        return EnvInfo(env_spec.name, env_spec.num_envs, obs_space, env.action_space)
+        chain = build_chain(spec, EnvContext(env_spec.num_envs, env.observation_space, is_atari(env_spec.name)))
+        return EnvInfo(env_spec.name, env_spec.num_envs, chain_space(chain, env.observation_space), env.action_space)
     finally:
         env.close()
 
@@ -247,25 +239,10 @@ class Env:
         self.episodes = 0
         self._seeded = False
         self._lives: np.ndarray | None = None
-        # learning-side transforms; returns above are always tracked on raw rewards
         self.scale_obs = bool(getattr(env_spec, "scale_obs", None) or (env_spec.model_extra or {}).get("scale_obs"))
-        obs_shape = tuple(self.single_observation_space.shape or ())
-        self.obs_norm = ObsNormalizer(obs_shape) if env_spec.normalize_obs else None
-        gamma = float(getattr(spec.algorithm, "gamma", 0.99) if spec.algorithm is not None else 0.99)
-        self.reward_scale = env_spec.reward_scale
-        self.reward_norm = RewardNormalizer(self.num_envs, gamma) if env_spec.normalize_reward else None
-        self.clip_obs = clip_bounds(env_spec.clip_obs if env_spec.clip_obs is not None
-                                    else (10.0 if env_spec.normalize_obs else None))
-        clip_reward = env_spec.clip_reward if env_spec.clip_reward is not None else (
-            10.0 if env_spec.normalize_reward else None)
-        # Atari learns on rewards clipped to [-1, 1] (Mnih et al. 2015) unless the spec says otherwise
-        self.clip_reward = clip_bounds(clip_reward if clip_reward is not None else (1.0 if self.atari else None))
-        # recurrent nets see each env's last seq_len observations as one state (looplab.env.history)
-        seq_len = history_length(spec)
-        self.history = None if seq_len is None else ObsHistory(
-            self.num_envs, seq_len, obs_shape, self.single_observation_space.dtype)
-        state_space = self.single_observation_space if seq_len is None else window_space(
-            self.single_observation_space, seq_len)
+        # what the agent sees and learns from; returns above are always tracked on raw rewards
+        self.transforms = build_chain(spec, EnvContext(self.num_envs, self.single_observation_space, self.atari))
+        state_space = chain_space(self.transforms, self.single_observation_space)
         self.info = EnvInfo(self.name, self.num_envs, state_space, self.single_action_space, self.scale_obs)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -275,14 +252,8 @@ class Env:
         self._ep_return[:] = 0.0
         self._ep_len[:] = 0
         self._lives = np.asarray(info["lives"]).copy() if "lives" in info else None
-        obs = self._obs(obs)
-        return obs if self.history is None else self.history.reset(obs)
-
-    def _obs(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
-        if self.obs_norm is not None:
-            obs = self.obs_norm(obs, update)
-        if self.clip_obs is not None:
-            obs = np.clip(obs, *self.clip_obs)
+        for transform in self.transforms.values():
+            obs = transform.reset(obs)
         return obs
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -314,18 +285,11 @@ class Env:
             self._ep_len[ended] = 0
         if "lives" in info:
             self._lives = np.asarray(info["lives"]).copy()
-        if self.obs_norm is not None or self.clip_obs is not None:
-            same = next_state is obs
-            obs = self._obs(obs)
-            next_state = obs if same else self._obs(next_state, update=False)
-        if self.reward_scale != 1.0:
-            reward = reward * self.reward_scale
-        if self.reward_norm is not None:
-            reward = self.reward_norm(reward, done)
-        if self.clip_reward is not None:
-            reward = np.clip(reward, *self.clip_reward)
-        if self.history is not None:
-            obs, next_state = self.history.step(obs, next_state, done if ended is None else ended)
+        if self.transforms:
+            step = Step(obs, next_state, reward, done, done if ended is None else ended)
+            for transform in self.transforms.values():
+                transform.step(step)
+            obs, reward, next_state = step.obs, step.reward, step.next_state
         return obs, reward, terminated, truncated, next_state
 
     @property
@@ -334,19 +298,21 @@ class Env:
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
     def state_dict(self) -> dict:
-        """Normalizer statistics and observation windows (what a checkpoint must restore for the agent to see
+        """Each transform's state by its registered name (what a checkpoint must restore for the agent to see
         the same inputs)."""
-        return {"obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
-                "reward_norm": self.reward_norm.state_dict() if self.reward_norm is not None else None,
-                "history": self.history.state_dict() if self.history is not None else None}
+        return {name: transform.state_dict() for name, transform in self.transforms.items()}
 
     def load_state_dict(self, d: dict) -> None:
-        if self.obs_norm is not None and d.get("obs_norm") is not None:
-            self.obs_norm.load_state_dict(d["obs_norm"])
-        if self.reward_norm is not None and d.get("reward_norm") is not None:
-            self.reward_norm.load_state_dict(d["reward_norm"])
-        if self.history is not None and d.get("history") is not None:
-            self.history.load_state_dict(d["history"])
+        """Restore the transforms named in `d`; the others keep their state."""
+        for name, transform in self.transforms.items():
+            if d.get(name) is not None:
+                transform.load_state_dict(d[name])
+
+    def restart(self, i: int, obs: np.ndarray) -> np.ndarray:
+        """What the agent sees of env `i`'s first observation `obs` after `reset_sub_envs` started it alone."""
+        for transform in self.transforms.values():
+            obs = transform.restart(i, obs)
+        return obs
 
     def sub_env_states(self) -> list[dict]:
         """Each env's own state (looplab.env.state), in order; empty where the vector env keeps them out of
@@ -366,10 +332,9 @@ class Env:
         return None if firsts is None else np.array([first for first, m in zip(firsts, mask, strict=True) if m])
 
     def freeze(self) -> None:
-        """Stop updating normalizer statistics (enjoy / evaluation)."""
-        for norm in (self.obs_norm, self.reward_norm):
-            if norm is not None:
-                norm.update = False
+        """Stop updating the transforms' statistics (enjoy / evaluation)."""
+        for transform in self.transforms.values():
+            transform.freeze()
 
     def sample_actions(self) -> np.ndarray:
         return self.venv.action_space.sample()

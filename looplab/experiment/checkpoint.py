@@ -83,7 +83,8 @@ def set_global_rng_state(d: dict) -> None:
 
 # ---- env state ----------------------------------------------------------------------------------
 def env_state(env: Any) -> dict:
-    """The state of a looplab Env: tracker, each sub-env's wrapper chain, the vector env's wrappers."""
+    """The state of a looplab Env: tracker, each sub-env's wrapper chain, the vector env's wrappers, and the
+    env transforms' states by name."""
     venv = env.venv
     subs = env.sub_env_states()
     vec_layers = []
@@ -96,11 +97,17 @@ def env_state(env: Any) -> dict:
                     "episodes": env.episodes, "seeded": env._seeded},
         "subs": subs,
         "vector_wrappers": vec_layers,
-        "normalizers": env.state_dict() if hasattr(env, "state_dict") else None,
+        "transforms": env.state_dict(),
         "lives": getattr(env, "_lives", None),
         "vector_action_space": venv.action_space.np_random.bit_generator.state,
         "async": not subs,
     }
+
+
+def transform_state(d: dict) -> dict | None:
+    """The env transforms' states in a saved env state (`normalizers` in checkpoints written before the
+    transform chain, under the same names)."""
+    return d.get("transforms", d.get("normalizers"))
 
 
 def load_env_state(env: Any, d: dict) -> np.ndarray | None:
@@ -111,8 +118,8 @@ def load_env_state(env: Any, d: dict) -> np.ndarray | None:
     env.returns = deque(t["returns"], maxlen=env.returns.maxlen)
     env.episodes = int(t["episodes"])
     env._seeded = bool(t["seeded"])
-    if d.get("normalizers") is not None:
-        env.load_state_dict(d["normalizers"])
+    if transform_state(d) is not None:
+        env.load_state_dict(transform_state(d))
     if hasattr(env, "_lives"):
         env._lives = d.get("lives")
     venv = env.venv
@@ -139,7 +146,7 @@ def restart_envs(env: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return env.reset()
     obs = obs.copy()
     for i, first in zip(np.flatnonzero(mask), firsts, strict=True):
-        obs[i] = first if getattr(env, "history", None) is None else env.history.restart(i, first)
+        obs[i] = env.restart(i, first)
         env._ep_return[i] = 0.0
         env._ep_len[i] = 0
     return obs

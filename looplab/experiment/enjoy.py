@@ -104,8 +104,8 @@ def replay(spec: Any, nets: dict, env_state: dict | None, seed: int, episodes: i
     agent.training = False
     for net in agent.nets().values():
         net.eval()
-    if env_state is not None and env_state.get("normalizers") is not None:
-        env.load_state_dict(env_state["normalizers"])
+    if env_state is not None and checkpoint.transform_state(env_state) is not None:
+        env.load_state_dict(checkpoint.transform_state(env_state))
     env.freeze()
     sub = env.venv.unwrapped.envs[0] if hasattr(env.venv.unwrapped, "envs") else None
     frames: list[np.ndarray] = []

@@ -1,4 +1,4 @@
-"""Env wrappers: normalization and clipping with savable statistics, Atari preprocessing, full-game returns."""
+"""The env with its transforms: normalization and clipping end to end, Atari preprocessing, full-game returns."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from looplab.agent.validate import validate_spec
+from looplab.env.atari import game_over
 from looplab.env.make import Env
-from looplab.env.wrappers import ObsNormalizer, RewardNormalizer, clip_bounds, game_over
 
 
 def _spec(env: dict, algo: dict | None = None) -> object:
@@ -18,35 +18,7 @@ def _spec(env: dict, algo: dict | None = None) -> object:
     return validate_spec(raw, spec_name="t")
 
 
-def test_obs_normalizer_matches_running_statistics():
-    norm = ObsNormalizer((2,))
-    data = np.array([[1.0, 10.0], [3.0, 30.0]])
-    out = norm(data)
-    mean = data.mean(0)
-    # Gymnasium's RunningMeanStd starts from count 1e-4 with mean 0 and var 1: nearly the batch moments
-    assert np.allclose(norm.rms.mean, mean, rtol=1e-3)
-    assert np.allclose(out, (data - norm.rms.mean) / np.sqrt(norm.rms.var + 1e-8))
-    assert np.allclose(np.abs(out), 1.0, atol=1e-2)
-    frozen = norm(np.array([[100.0, 100.0]]), update=False)
-    assert np.allclose(norm.rms.mean, mean, rtol=1e-3) and frozen[0, 0] > 10
-
-
-def test_reward_normalizer_scales_by_discounted_return_std_and_resets_on_done():
-    norm = RewardNormalizer(num_envs=1, gamma=0.5)
-    norm(np.array([1.0]), np.array([False]))
-    norm(np.array([1.0]), np.array([True]))
-    assert norm.returns[0] == 0.0  # reset where the episode ended
-    # returns seen: 1, 1.5 -> the running var of those
-    expected_var = np.var([1.0, 1.5])
-    assert norm.rms.var == pytest.approx(expected_var, rel=1e-2)  # prior: count 1e-4, var 1
-    out = norm(np.array([2.0]), np.array([False]))
-    assert out[0] == pytest.approx(2.0 / np.sqrt(norm.rms.var + 1e-8))
-
-
-def test_clip_bounds_and_game_over():
-    assert clip_bounds(None) is None
-    assert clip_bounds(5) == (-5.0, 5.0)
-    assert clip_bounds([-1, 2]) == (-1.0, 2.0)
+def test_game_over():
     term, trunc = np.array([True, True, False, False]), np.array([False, False, False, True])
     lives, prev = np.array([2, 5, 3, 3]), np.array([3, 1, 3, 3])
     # env 0 lost a life, env 1 reset after its last life, env 3 was truncated
@@ -62,14 +34,14 @@ def test_normalized_env_state_round_trip_and_clipping():
     for _ in range(50):
         obs, reward, *_ = env.step(env.sample_actions())
     assert obs.dtype == np.float32 and np.abs(obs).max() <= 0.5
-    assert env.clip_reward == (-10.0, 10.0) and env.reward_norm.gamma == 0.9
+    assert env.transforms["reward_clip"].bounds == (-10.0, 10.0) and env.transforms["reward_norm"].gamma == 0.9
     raw_returns_are_raw = all(r < -10 for r in env.returns) or not env.returns
     assert raw_returns_are_raw
     state = env.state_dict()
     env2 = Env(spec, seed=0)
     env2.load_state_dict(state)
-    assert np.allclose(env2.obs_norm.rms.mean, env.obs_norm.rms.mean)
-    assert env2.reward_norm.rms.var == env.reward_norm.rms.var
+    assert np.allclose(env2.transforms["obs_norm"].rms.mean, env.transforms["obs_norm"].rms.mean)
+    assert env2.transforms["reward_norm"].rms.var == env.transforms["reward_norm"].rms.var
     env.close()
     env2.close()
 

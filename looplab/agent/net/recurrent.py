@@ -1,7 +1,7 @@
 """RecurrentNet: an MLP on each time step, an RNN/LSTM/GRU over the sequence, one linear tail per output.
 
 Input is [B, seq_len, *obs_shape]: the env gives a recurrent net each env's real history of the last
-`seq_len` observations (looplab.env.history), not one state repeated as SLM Lab v5 does. The tails read
+`seq_len` observations (looplab.env.transforms.history), not one state repeated as SLM Lab v5 does. The tails read
 the RNN's final hidden state of its last layer (both directions' when `bidirectional`). A 1-D input
 (SAC's Q-net on a flattened state and an action) is a sequence of one step.
 """

@@ -11,7 +11,7 @@ import torch
 from looplab.agent.net import build_net
 from looplab.agent.net.recurrent import RecurrentNetConfig
 from looplab.env import Env
-from looplab.env.history import ObsHistory
+from looplab.env.transforms.history import ObsHistory
 from looplab.experiment import checkpoint
 from looplab.experiment.run import prepare
 from tests.conftest import TEST_SPECS
@@ -29,7 +29,7 @@ def test_windows_of_a_known_sequence_with_resets_and_true_final_observations():
     assert (w0[:, :2] == 0).all() and (w0[:, 2] == obs0).all()
 
     obs1 = obs0 + [0, 1]
-    w1, n1 = h.step(obs1, obs1, np.zeros(3, bool))
+    w1, n1 = h.slide(obs1, obs1, np.zeros(3, bool))
     assert n1 is w1
     np.testing.assert_array_equal(w1[0], [[0, 0], [0, 0], [0, 1]])
 
@@ -38,7 +38,7 @@ def test_windows_of_a_known_sequence_with_resets_and_true_final_observations():
     obs2[1] = [1, 100]
     final2 = obs0 + [0, 2]
     final2[1] = [1, -1]
-    w2, n2 = h.step(obs2, final2, np.array([False, True, False]))
+    w2, n2 = h.slide(obs2, final2, np.array([False, True, False]))
     np.testing.assert_array_equal(n2[1], [[1, 0], [1, 1], [1, -1]])  # the ended episode, true final obs
     np.testing.assert_array_equal(w2[1], [[0, 0], [0, 0], [1, 100]])  # the new episode, zero-padded
     np.testing.assert_array_equal(w2[0], [[0, 0], [0, 1], [0, 2]])
@@ -50,7 +50,7 @@ def test_windows_of_a_known_sequence_with_resets_and_true_final_observations():
     obs3[2] = [2, 200]
     final3 = obs3.copy()
     final3[2] = [2, -1]
-    w3, n3 = h.step(obs3, final3, np.array([False, False, True]))
+    w3, n3 = h.slide(obs3, final3, np.array([False, False, True]))
     np.testing.assert_array_equal(w3[0], [[0, 1], [0, 2], [0, 3]])  # the window slides: oldest dropped
     np.testing.assert_array_equal(w3[1], [[0, 0], [1, 100], [1, 101]])
     np.testing.assert_array_equal(n3[2], [[2, 1], [2, 2], [2, -1]])
@@ -98,13 +98,13 @@ def test_window_saved_with_the_env_state_and_restarted_envs_zero_padded():
     other = Env(spec, seed=9)
     other.reset()
     checkpoint.load_env_state(other, saved)
-    np.testing.assert_array_equal(other.history.window, state)
+    np.testing.assert_array_equal(other.transforms["history"].window, state)
     a, b = env.step(np.array([1, 0])), other.step(np.array([1, 0]))
     np.testing.assert_array_equal(a[0], b[0])
     restarted = checkpoint.restart_envs(other, b[0], np.array([False, True]))
     assert (restarted[1, :3] == 0).all() and (restarted[1, 3] != 0).any()
     np.testing.assert_array_equal(restarted[0], b[0][0])
-    np.testing.assert_array_equal(other.history.window, restarted)
+    np.testing.assert_array_equal(other.transforms["history"].window, restarted)
     env.close()
     other.close()
 

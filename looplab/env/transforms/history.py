@@ -5,7 +5,7 @@ env's observations of the current episode, oldest first, zero-padded at the star
 Because the window is the state itself, every algorithm and memory works unchanged: memories store
 windows, and training sees true sequences. Where an episode ends, `next_state` is the window that
 ends with the true final observation, while the state to act on next is the new episode's window
-(zeros, then the reset observation). The window is part of the env's state in a checkpoint.
+(zeros, then the reset observation). The window is saved in checkpoints as the transform's state.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from looplab.env.transforms.base import TRANSFORMS, EnvContext, Step, Transform
 
 
 def history_length(spec: Any) -> int | None:
@@ -32,16 +34,29 @@ def window_space(space: gym.Space, seq_len: int) -> gym.spaces.Box:
     return gym.spaces.Box(np.stack([low] * seq_len), np.stack([high] * seq_len), dtype=space.dtype)
 
 
-class ObsHistory:
+@TRANSFORMS.register("history")
+class ObsHistory(Transform):
     """The windows of the last `seq_len` observations of every env of a vector env (no loop over envs).
 
-    Each call returns a new array, so a window handed out earlier (a state held by the agent or stored
-    in a memory) never changes afterwards.
+    Last in the chain: windows hold the transformed observations. Each call returns a new array, so a window
+    handed out earlier (a state held by the agent or stored in a memory) never changes afterwards.
     """
 
+    order = 90
+
     def __init__(self, num_envs: int, seq_len: int, obs_shape: tuple[int, ...], dtype: Any):
+        super().__init__()
         self.seq_len = seq_len
         self.window = np.zeros((num_envs, seq_len, *obs_shape), dtype=dtype)
+
+    @classmethod
+    def from_spec(cls, spec: Any, ctx: EnvContext) -> ObsHistory | None:
+        seq_len = history_length(spec)
+        space = ctx.observation_space
+        return None if seq_len is None else cls(ctx.num_envs, seq_len, tuple(space.shape or ()), space.dtype)
+
+    def observation_space(self, space: gym.Space) -> gym.Space:
+        return window_space(space, self.seq_len)
 
     def reset(self, obs: np.ndarray) -> np.ndarray:
         """Windows of fresh episodes: zeros, then `obs`."""
@@ -50,7 +65,10 @@ class ObsHistory:
         self.window = window
         return window
 
-    def step(self, obs: np.ndarray, next_state: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, step: Step) -> None:
+        step.obs, step.next_state = self.slide(step.obs, step.next_state, step.ended)
+
+    def slide(self, obs: np.ndarray, next_state: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows after a vector step: (state to act on next, next_state of the transition).
 
         `obs` holds reset observations where `reset` is true, `next_state` the true final observations
