@@ -78,7 +78,14 @@ class EnvSpec(Open):
     clip_reward: float | list[float] | None = None
     reward_scale: float = 1.0  # learning-side rewards are multiplied by it (before normalize/clip)
     vectorization_mode: Literal["sync", "async", "auto", "vector_entry_point"] = "auto"
-    frame_stack: PositiveCount | None = None
+    frame_stack: PositiveCount | None = None  # the last k observations concatenated (env/transforms/frame_stack.py)
+
+    @field_validator("frame_stack")
+    @classmethod
+    def _not_atari(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and v != 1 and str(info.data.get("name", "")).startswith("ALE/"):
+            raise ValueError("Atari observations are stacks of 4 frames already; leave frame_stack out")
+        return v
 
     @field_validator("name")
     @classmethod

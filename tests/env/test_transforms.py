@@ -17,6 +17,7 @@ from looplab.env.transforms import TRANSFORMS, EnvContext, Step, build_chain
 from looplab.env.transforms.clip import ObsClip, RewardClip, clip_bounds
 from looplab.env.transforms.normalize import ObsNormalizer, RewardNormalizer
 from looplab.env.transforms.reward_scale import RewardScale
+from looplab.errors import SpecError
 from looplab.experiment import checkpoint
 
 EPS = 1e-8
@@ -193,3 +194,31 @@ def test_a_transform_file_dropped_into_the_folder_joins_the_chain_in_its_place(d
     chain["reward_scale"].step(step)
     chain["negate_reward"].step(step)
     np.testing.assert_array_equal(step.reward, [-2.0, 4.0])
+
+
+def test_frame_stack_concatenates_the_last_k_observations_oldest_first_zero_padded():
+    from looplab.env.transforms.frame_stack import FrameStack
+
+    fs = FrameStack.from_spec(_spec({"frame_stack": 3}), CTX)
+    assert fs.observation_space(CTX.observation_space).shape == (6,)
+    np.testing.assert_array_equal(fs.reset(np.array([[1, 2], [3, 4]], np.float32)),
+                                  [[0, 0, 0, 0, 1, 2], [0, 0, 0, 0, 3, 4]])
+    s = _step([[5, 6], [7, 8]])
+    fs.step(s)
+    np.testing.assert_array_equal(s.obs, [[0, 0, 1, 2, 5, 6], [0, 0, 3, 4, 7, 8]])
+    assert s.next_state is s.obs  # no episode ended: one array, as the other observation transforms keep it
+    s = _step([[9, 9], [1, 1]], next_state=[[9, 9], [-1, -1]], done=(False, True))  # env 1 ended, then reset
+    fs.step(s)
+    np.testing.assert_array_equal(s.next_state, [[1, 2, 5, 6, 9, 9], [3, 4, 7, 8, -1, -1]])  # the true successor
+    np.testing.assert_array_equal(s.obs, [[1, 2, 5, 6, 9, 9], [0, 0, 0, 0, 1, 1]])  # a new episode's stack
+    assert FrameStack.from_spec(_spec({"frame_stack": 1}), CTX) is None
+
+
+def test_frame_stack_reaches_the_agent_and_is_refused_on_atari():
+    env = Env(_spec({"frame_stack": 4, "num_envs": 2}), 0)
+    try:
+        assert env.info.state_shape == (16,) and env.reset().shape == (2, 16)
+    finally:
+        env.close()
+    with pytest.raises(SpecError, match="env.frame_stack: Atari observations are stacks of 4 frames already"):
+        _spec({"name": "ALE/Pong-v5", "frame_stack": 4})

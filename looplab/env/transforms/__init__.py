@@ -10,6 +10,7 @@ and vector step, in this order (each class's `order`):
 | 30 | `reward_scale` | `reward_scale` | learning rewards multiplied by a constant |
 | 40 | `reward_norm` | `normalize_reward` | learning rewards divided by the running std of the discounted return |
 | 50 | `reward_clip` | `clip_reward` (10 under `normalize_reward`, 1 for Atari) | learning rewards clipped |
+| 80 | `frame_stack` | `frame_stack` | each env's last k observations concatenated along the first axis (not Atari: stacked already) |
 | 90 | `history` | the nets' `seq_len` | each env's last `seq_len` observations as one state |
 """
 
