@@ -55,3 +55,15 @@ def only_run(data_dir: Path) -> Path:
     runs = [p for p in data_dir.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def drop_into_package(registry, package, source: str, tmp_path: Path, monkeypatch):
+    """`dropped_in.py` (holding `source`) in a folder on `package`'s path, and `registry` restored to what it
+    held after its own discovery, not yet looked up again. A generator for a fixture: yield from it."""
+    registry.discover()  # the shipped items first, so that the registry restored afterwards holds them
+    (tmp_path / "dropped_in.py").write_text(source)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_items", dict(registry._items))
+    monkeypatch.setattr(registry, "_discovered", False)
+    yield
+    sys.modules.pop(f"{package.__name__}.dropped_in", None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import pytest
@@ -12,6 +11,7 @@ from looplab.agent.algorithm import ALGORITHMS
 from looplab.agent.net import NETS
 from looplab.errors import SpecError
 from looplab.registry import Registry
+from tests.conftest import drop_into_package
 
 DROPPED = textwrap.dedent('''
     """An algorithm that exists only for the discovery test."""
@@ -29,13 +29,7 @@ DROPPED = textwrap.dedent('''
 @pytest.fixture
 def dropped_algorithm(tmp_path, monkeypatch):
     """`dropped_in.py` in a folder on the algorithm package's path, and a registry that has not looked yet."""
-    ALGORITHMS.discover()  # the shipped ones first, so that the registry restored afterwards holds them
-    (tmp_path / "dropped_in.py").write_text(DROPPED)
-    monkeypatch.setattr(algorithm_pkg, "__path__", [*algorithm_pkg.__path__, str(tmp_path)])
-    monkeypatch.setattr(ALGORITHMS, "_items", dict(ALGORITHMS._items))
-    monkeypatch.setattr(ALGORITHMS, "_discovered", False)
-    yield
-    sys.modules.pop("looplab.agent.algorithm.dropped_in", None)
+    yield from drop_into_package(ALGORITHMS, algorithm_pkg, DROPPED, tmp_path, monkeypatch)
 
 
 def test_an_algorithm_file_dropped_into_the_folder_is_found(dropped_algorithm):

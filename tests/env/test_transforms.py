@@ -3,7 +3,6 @@ the chain's order, checkpoints by name, and a transform file dropped into the fo
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import gymnasium as gym
@@ -19,6 +18,7 @@ from looplab.env.transforms.normalize import ObsNormalizer, RewardNormalizer
 from looplab.env.transforms.reward_scale import RewardScale
 from looplab.errors import SpecError
 from looplab.experiment import checkpoint
+from tests.conftest import drop_into_package
 
 EPS = 1e-8
 CTX = EnvContext(num_envs=2, observation_space=gym.spaces.Box(-5, 5, (2,), np.float32), atari=False)
@@ -177,13 +177,7 @@ DROPPED = textwrap.dedent('''
 @pytest.fixture
 def dropped_transform(tmp_path, monkeypatch):
     """`dropped_in.py` in a folder on the transforms package's path, and a registry that has not looked yet."""
-    TRANSFORMS.discover()
-    (tmp_path / "dropped_in.py").write_text(DROPPED)
-    monkeypatch.setattr(transforms_pkg, "__path__", [*transforms_pkg.__path__, str(tmp_path)])
-    monkeypatch.setattr(TRANSFORMS, "_items", dict(TRANSFORMS._items))
-    monkeypatch.setattr(TRANSFORMS, "_discovered", False)
-    yield
-    sys.modules.pop("looplab.env.transforms.dropped_in", None)
+    yield from drop_into_package(TRANSFORMS, transforms_pkg, DROPPED, tmp_path, monkeypatch)
 
 
 def test_a_transform_file_dropped_into_the_folder_joins_the_chain_in_its_place(dropped_transform):
