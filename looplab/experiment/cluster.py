@@ -19,7 +19,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 from looplab import io
 from looplab.env.pool import die_with_parent
 from looplab.errors import LoopLabError
+from looplab.experiment.procs import start_daemon
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.ray_cluster import looplab_env, start_ray
 from looplab.experiment.session import session_worker
@@ -190,7 +190,7 @@ def _session_process(job: dict) -> dict:
             time.sleep(1.0)
         os._exit(1)
 
-    threading.Thread(target=orphaned, daemon=True).start()
+    start_daemon(orphaned, "looplab-orphan-watch")
     paths = RunPaths(Path(job["root"]), job["name"])
     return session_worker(job["spec"], job["file"], job["root"], job["name"], job["trial"], job["session"],
                           job["seed"], job["mode"], None, job["baseline"],

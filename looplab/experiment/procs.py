@@ -84,10 +84,24 @@ def child_init(setup: dict[str, Any]) -> None:
     watch = _watcher(parent)
     if watch is None:
         os._exit(1)
-    threading.Thread(target=watch, name="looplab-trial-watch", daemon=True).start()
+    start_daemon(watch, "looplab-trial-watch")
     if os.environ != setup["environ"]:
         os.environ.clear()
         os.environ.update(setup["environ"])
+
+
+def start_daemon(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread that never receives SIGINT or SIGTERM: the kernel then hands them to the main thread,
+    whose Python handler runs at once. (Handed to a helper thread that a busy machine schedules late, the
+    main thread could take another step before the handler had run.)"""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # the new thread inherits the mask
+    try:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return thread
 
 
 def _release_fork_server() -> None:

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -19,6 +18,7 @@ from looplab import io
 from looplab.agent.validate import validate_spec
 from looplab.env.pool import die_with_parent
 from looplab.experiment.logs import setup_logging
+from looplab.experiment.procs import start_daemon
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths
 
@@ -36,7 +36,7 @@ def run_trial_process(spec_path: str, file: str, root: str, name: str, index: in
             if os.getppid() != parent:
                 os.killpg(0, signal.SIGKILL)
 
-    threading.Thread(target=watchdog, daemon=True).start()
+    start_daemon(watchdog, "looplab-trial-watchdog")
     paths = RunPaths(Path(root), name)
     setup_logging(str(paths.log_file(index)), console=False)
     try:

@@ -85,3 +85,23 @@ def test_a_process_of_another_user_is_alive(monkeypatch, error, expected):
     monkeypatch.setattr(os, "kill", kill)
     assert alive(12345) is expected
     assert alive("not a pid") is False
+
+
+def test_helper_threads_leave_sigint_and_sigterm_to_the_main_thread():
+    import signal
+    import threading
+
+    from looplab.experiment.procs import start_daemon
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    seen: list[set] = []
+    done = threading.Event()
+
+    def look() -> None:
+        seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        done.set()
+
+    start_daemon(look, "test-look")
+    assert done.wait(10)
+    assert {signal.SIGINT, signal.SIGTERM} <= seen[0]  # the kernel cannot hand them to this thread
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the main thread's mask is as it was
