@@ -24,7 +24,7 @@ from looplab.experiment.resources import session_env_workers
 from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
 from looplab.experiment.stop import STOP, Interrupted
-from looplab.runfolder import RunPaths
+from looplab.runfolder import RunPaths, alive
 
 log = logging.getLogger("looplab")
 
@@ -109,7 +109,10 @@ class Trial:
                 except BaseException:  # the trial's sessions end with it, as one
                     _kill(list(getattr(pool, "_processes", {}) or {}))
                     raise
-            queue.put(None)
+            try:
+                queue.put(None)
+            except (OSError, EOFError):  # the manager process went with a signal to the whole process group
+                pass
             pump.join(timeout=5)
         return results
 
@@ -124,8 +127,12 @@ class Trial:
             if STOP.signum:
                 for f in pending:
                     f.cancel()
+                # a signal to the whole process group can end the workers and the executor's own thread at
+                # once: then nothing will ever finish the futures still pending
+                if pending and not any(alive(pid) for pid in STOP.forward):
+                    break
         STOP.forward = []
-        return [{} if f.cancelled() else f.result() for f in futures]
+        return [{} if f.cancelled() or not f.done() else f.result() for f in futures]
 
     def analyze(self, scalars: list[dict], baseline: float) -> dict:
         return write_trial_results(self.paths, self.index, self.num_sessions, scalars, baseline)

@@ -307,3 +307,25 @@ def test_a_session_stopped_before_its_first_step_starts_over_on_resume(reference
         monkeypatch.setattr(STOP, "signum", 0)
         Session(spec, paths, 0, 0, seed, "train", resume=True).run()
         pd.testing.assert_frame_equal(session_df(paths.root), session_df(reference), check_exact=True)
+
+
+def test_sigterm_to_the_whole_process_group_ends_a_parallel_trial(data_dir):
+    """`kill -TERM -- -PGID` reaches the trial, its fork server and its sessions at once: the command still
+    ends (it used to wait forever on sessions whose workers were gone) and leaves no process behind."""
+    mark = secrets.token_hex(8)
+    cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", "--set", "env.max_frame=200000",
+           "--set", "meta.log_frequency=200", "--set", "meta.max_session=2", "--set", "meta.tensorboard=false", "-q",
+           "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, MARK: mark}, start_new_session=True)
+    end = time.time() + 300
+    while not list(data_dir.glob("*/info/*_s0_session_df_train.csv")):  # the sessions are training
+        assert proc.poll() is None and time.time() < end, proc.stderr.read()[-2000:] if proc.stderr else ""
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    deadline = time.time() + 30
+    while marked(mark) and time.time() < deadline:
+        time.sleep(0.2)
+    assert marked(mark) == []
