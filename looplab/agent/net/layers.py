@@ -30,24 +30,37 @@ class BatchRenorm1d(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            mean = x.mean(0)
-            var = x.var(0, unbiased=False)
-            std = (var + self.eps).sqrt()
-            if int(self.num_batches_tracked) >= self.warmup_steps:
-                running_std = (self.running_var + self.eps).sqrt()
-                r = (std / running_std).clamp(1 / self.r_max, self.r_max).detach()
-                d = ((mean - self.running_mean) / running_std).clamp(-self.d_max, self.d_max).detach()
-            else:
-                r, d = 1.0, 0.0
-            y = (x - mean) / std * r + d
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-                self.num_batches_tracked += 1
-        else:
-            y = (x - self.running_mean) / (self.running_var + self.eps).sqrt()
-        return self.weight * y + self.bias
+        if x.dim() != 2:  # features last; statistics over every leading dimension
+            return self.forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+        if not self.training:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
+                                            0.0, self.eps)
+        # one native batch-norm kernel each way (forward and backward), instead of a chain of elementwise ops;
+        # it also returns the batch mean and 1/std it normalized with
+        renorm = int(self.num_batches_tracked) >= self.warmup_steps
+        w, b = (None, None) if renorm else (self.weight, self.bias)
+        y, mean, invstd = torch.native_batch_norm(x, w, b, None, None, True, 0.0, self.eps)
+        with torch.no_grad():
+            var = invstd.pow(-2).sub_(self.eps)
+            if renorm:
+                r, d = self._correction(mean, var)
+        if renorm:  # weight * (x_hat * r + d) + bias, r and d constants
+            y = torch.addcmul(self.bias + self.weight * d, y, self.weight * r)
+        self._track(mean, var)
+        return y
+
+    def _correction(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r, d): the batch statistics' clipped correction towards the running ones."""
+        running_std = (self.running_var + self.eps).sqrt()
+        r = ((var + self.eps).sqrt() / running_std).clamp(1 / self.r_max, self.r_max)
+        d = ((mean - self.running_mean) / running_std).clamp(-self.d_max, self.d_max)
+        return r, d
+
+    @torch.no_grad()
+    def _track(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        self.running_mean.lerp_(mean, self.momentum)
+        self.running_var.lerp_(var, self.momentum)
+        self.num_batches_tracked += 1
 
 
 class LazyBatchRenorm1d(LazyModuleMixin, BatchRenorm1d):
