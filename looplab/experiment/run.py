@@ -23,7 +23,7 @@ from looplab.experiment.logs import setup_logging
 from looplab.experiment.procs import warm_up
 from looplab.experiment.resources import check_memory
 from looplab.experiment.seeds import root_seed, session_seed
-from looplab.experiment.stop import install_stop_handlers, restore_default_handlers
+from looplab.experiment.stop import STOP, Interrupted, install_stop_handlers, restore_default_handlers
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths, data_dir
 from looplab.spec import load_spec, parse_set, parse_vars
@@ -180,7 +180,12 @@ def execute(paths: RunPaths, trial: Any) -> dict:
     t0 = time.time()
     install_stop_handlers()
     try:
-        metrics = trial.run()
+        try:
+            metrics = trial.run()
+        except Exception as e:
+            if STOP.signum:  # an error the stop itself caused (a process it ended): the run was interrupted
+                raise Interrupted(STOP.signum) from e
+            raise
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         try:

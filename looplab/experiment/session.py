@@ -270,5 +270,21 @@ def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial:
     setup_logging(log_file, console=False)
     spec = validate_spec(spec_dict, spec_file, check_env=False)
     paths = RunPaths(Path(root), name)
-    return run_session(spec, paths, trial, session, seed, mode, queue.put if queue is not None else None,
+    return run_session(spec, paths, trial, session, seed, mode, ProgressSink(queue) if queue is not None else None,
                        random_baseline, resume, hogwild)
+
+
+class ProgressSink:
+    """Progress lines to the parent's queue. A queue that is gone (its manager process ended with a signal to
+    the whole process group) silences them: the session still stops cleanly and saves its checkpoint."""
+
+    def __init__(self, queue: Any):
+        self.queue = queue
+
+    def __call__(self, item: dict) -> None:
+        if self.queue is None:
+            return
+        try:
+            self.queue.put(item)
+        except (OSError, EOFError):
+            self.queue = None

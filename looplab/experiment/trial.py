@@ -132,10 +132,18 @@ class Trial:
                 if pending and not any(alive(pid) for pid in STOP.forward):
                     break
         STOP.forward = []
-        return [{} if f.cancelled() or not f.done() else f.result() for f in futures]
+        return [_result(f) for f in futures]
 
     def analyze(self, scalars: list[dict], baseline: float) -> dict:
         return write_trial_results(self.paths, self.index, self.num_sessions, scalars, baseline)
+
+
+def _result(f: Any) -> dict:
+    """A session's scalars; {} for one that never ran, or that the stop itself ended (a signal to the whole
+    process group can end a worker before it returns): the trial then ends as interrupted, not failed."""
+    if f.cancelled() or not f.done() or (STOP.signum and f.exception() is not None):
+        return {}
+    return f.result()
 
 
 def _kill(pids: list[int]) -> None:
