@@ -1,11 +1,13 @@
 """Session: one agent, one env, one seed, trained to max_frame.
 
 The loop: act -> env.step -> agent.update (memory.add, train) -> clock.tick -> log checkpoint.
-At each log checkpoint a row goes to the session dataframe and the checkpoint files are written.
+At each log checkpoint a row goes to the session dataframe; every `meta.checkpoint_frequency` frames (by default
+each log checkpoint), and when the session stops or ends, the resume checkpoint and the weights files are written.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import signal
@@ -60,6 +62,7 @@ class Session:
             hogwild.attach(self.agent)
         self.rows: list[dict] = []
         self.best_ma = -math.inf
+        self.best: dict | None = None  # the best-MA weights not written yet
         self.log_frequency = spec.meta.log_frequency
         self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
         if hogwild is not None:
@@ -150,14 +153,12 @@ class Session:
             self.board.log(row, clock.frame, self.agent.nets(), self.actions, self.env.info.is_discrete)
         # before any checkpoint is written, so that the last good one is left intact
         self.check_nonfinite()
-        self.save_models()
         ma = row["total_reward_ma"]
-        if not math.isnan(ma) and ma >= self.best_ma:
+        if not math.isnan(ma) and ma >= self.best_ma:  # kept in memory, written with the next checkpoint
             self.best_ma = ma
-            self.save_models(best=True)
-            checkpoint.save(self.paths.checkpoint(self.trial, self.index, best=True),
-                            {"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
-                             "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
+            self.best = copy.deepcopy({"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
+                                       "optims": {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()},
+                                       "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
         if clock.frame >= self.next_checkpoint or clock.frame >= self.max_frame:
             self.save_checkpoint(state)
         log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,
@@ -173,15 +174,23 @@ class Session:
         cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
         return df[cols]
 
-    def save_models(self, best: bool = False) -> None:
-        for name, net in self.agent.nets().items():
-            io.torch_save(self.paths.weights(self.trial, self.index, name, best), net.state_dict())
-        for name, opt in self.agent.optimizers.items():
-            io.torch_save(self.paths.weights(self.trial, self.index, name, best, optim=True),
-                          opt.optim.state_dict())
+    def save_models(self, nets: dict[str, dict], optims: dict[str, dict], best: bool = False) -> None:
+        for name, weights in nets.items():
+            io.torch_save(self.paths.weights(self.trial, self.index, name, best), weights)
+        for name, optim in optims.items():
+            io.torch_save(self.paths.weights(self.trial, self.index, name, best, optim=True), optim)
 
     def save_checkpoint(self, state: np.ndarray) -> None:
-        """Everything needed to continue from here bit for bit (see looplab.experiment.checkpoint)."""
+        """Everything needed to continue from here bit for bit (see looplab.experiment.checkpoint), with the
+        current and the best weights beside it (written here, not at every log checkpoint: each file costs a
+        sync to disk)."""
+        self.save_models({k: v.state_dict() for k, v in self.agent.nets().items()},
+                         {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()})
+        if self.best is not None:
+            best, self.best = self.best, None
+            self.save_models(best["nets"], best["optims"], best=True)
+            checkpoint.save(self.paths.checkpoint(self.trial, self.index, best=True),
+                            {k: best[k] for k in ("nets", "env", "frame", "best_ma")})
         store = self.replay_store
         algorithm = self.agent.state_dict(memory_rows=store is None)
         if store is not None:

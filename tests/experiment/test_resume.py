@@ -332,3 +332,47 @@ def test_sigterm_to_the_whole_process_group_ends_a_parallel_trial(data_dir):
     while marked(mark) and time.time() < deadline:
         time.sleep(0.2)
     assert marked(mark) == []
+
+
+def test_weights_are_written_with_checkpoints_and_the_best_ones_are_those_of_the_best_ma(tmp_path, monkeypatch):
+    """Log checkpoints every 100 frames, resume checkpoints every 300: the weights files go with the resume
+    checkpoints (and the last frame), not with every log row; the best-MA weights, kept in memory until then,
+    are those the nets had at the log checkpoint of the best MA."""
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
+    from looplab.experiment.run import prepare
+    from looplab.experiment.seeds import session_seed
+    from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
+
+    _, spec, _ = prepare(PPO, "ppo_cartpole", None, [s for s in SETS if s != "--set"]
+                         + ["meta.checkpoint_frequency=300"])
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
+    torch.set_num_threads(1)
+    writes: list[tuple[str, int]] = []
+    at_log: dict[int, dict] = {}
+    session = Session(spec, RunPaths.create(tmp_path, spec.name), 0, 0, session_seed(3, 0, 0), "train")
+    real_save, real_log = io.torch_save, session.log_checkpoint
+
+    def save(path, obj):
+        writes.append((Path(path).name, session.clock.frame))
+        real_save(path, obj)
+
+    def log_checkpoint(state):
+        at_log[session.clock.frame] = {k: v.detach().clone() for k, v in session.agent.nets()["net"].state_dict().items()}
+        real_log(state)
+
+    monkeypatch.setattr(io, "torch_save", save)
+    session.log_checkpoint = log_checkpoint
+    session.run()
+    weight_frames = sorted({f for name, f in writes if name.endswith("_net_model.pt") and "best" not in name})
+    assert weight_frames == [300, 600, 800]
+    assert sorted({f for name, f in writes if name.endswith("_ckpt.pt")}) == [300, 600, 800]
+    df = pd.read_csv(session.paths.session_df(0, 0))
+    best_frame = int(df["frame"][df["total_reward_ma"] == df["total_reward_ma"].max()].iloc[-1])
+    best = checkpoint.load(session.paths.checkpoint(0, 0, best=True))
+    assert best["frame"] == best_frame and best["best_ma"] == df["total_reward_ma"].max()
+    for k, v in at_log[best_frame].items():
+        assert torch.equal(best["nets"]["net"][k], v)
+        assert torch.equal(io.torch_load(session.paths.weights(0, 0, "net", True))[k], v)
