@@ -6,7 +6,6 @@ Each is a pure function of the env frame count, so a schedule needs no state to 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from pydantic import field_validator, model_validator
 
@@ -90,7 +89,7 @@ class ScheduleSpec(Strict):
 class Schedule:
     """A `*_spec` value schedule; `None` spec means a constant `default`."""
 
-    def __init__(self, spec: Any, default: float = 0.0):
+    def __init__(self, spec: ScheduleSpec | None, default: float = 0.0):
         self.spec = spec
         self.default = default
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from looplab.spec.schema import Spec
+
 log = logging.getLogger("looplab")
 
 
@@ -27,7 +29,7 @@ def event_dir(paths: Any, trial: int, session: int) -> Path:
 class SessionBoard:
     """A SummaryWriter for one session; `log()` is called once per log checkpoint."""
 
-    def __init__(self, paths: Any, trial: int, session: int, spec: Any):
+    def __init__(self, paths: Any, trial: int, session: int, spec: Spec):
         from torch.utils.tensorboard import SummaryWriter
 
         self.dir = event_dir(paths, trial, session)
@@ -89,7 +91,7 @@ class SessionBoard:
         self.writer.close()
 
 
-def _spec_markdown(paths: Any, trial: int, spec: Any) -> str:
+def _spec_markdown(paths: Any, trial: int, spec: Spec) -> str:
     """The resolved spec as saved in the run folder (falls back to the in-memory spec)."""
     try:
         text = paths.spec(trial).read_text()
@@ -100,7 +102,7 @@ def _spec_markdown(paths: Any, trial: int, spec: Any) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def open_board(paths: Any, trial: int, session: int, spec: Any) -> SessionBoard | None:
+def open_board(paths: Any, trial: int, session: int, spec: Spec) -> SessionBoard | None:
     """A board when `meta.tensorboard` is on; a failure to open one is logged and costs only the board."""
     if not getattr(spec.meta, "tensorboard", False):
         return None

@@ -22,6 +22,7 @@ from looplab.env.pool import WorkerPoolVectorEnv, worker_count
 from looplab.env.state import reset_sub_env, set_sub_env_state, sub_env_state
 from looplab.env.transforms import EnvContext, Step, build_chain, chain_space
 from looplab.errors import SpecError
+from looplab.spec.schema import EnvSpec, Spec
 
 # keys of `env` that LoopLab consumes; every other key goes to gymnasium.make
 RESERVED_KEYS = {
@@ -70,7 +71,7 @@ def check_env_id(env_id: str) -> None:
         raise ValueError(f"unknown Gymnasium env id '{env_id}': {str(e).splitlines()[0]}") from None
 
 
-def env_kwargs(spec: Any) -> dict:
+def env_kwargs(spec: EnvSpec) -> dict:
     """The `env` keys passed to gymnasium.make."""
     extra = spec.model_extra or {}
     return {k: v for k, v in extra.items() if k not in RESERVED_KEYS}
@@ -147,7 +148,7 @@ def _make_error(e: Exception, env_id: str) -> SpecError:
     return SpecError(f"gymnasium.make('{env_id}') failed: {msg}", path="env")
 
 
-def probe_env(spec: Any) -> EnvInfo:
+def probe_env(spec: Spec) -> EnvInfo:
     """Make one env to check the spec's env keys and read its spaces; closes it again."""
     env_spec = spec.env
     try:
@@ -173,7 +174,7 @@ def env_family(env_id: str) -> str:
     return next((f for f in ("mujoco", *_CHEAP_FAMILIES) if f in entry), "other")
 
 
-def vector_plan(env_spec: Any, env_workers: int | None = None, render_mode: str | None = None) -> tuple[str, int]:
+def vector_plan(env_spec: EnvSpec, env_workers: int | None = None, render_mode: str | None = None) -> tuple[str, int]:
     """How `Env` vectorizes: ('sync' | 'pool' | 'vector_entry_point', env worker processes).
 
     `auto` steps cheap envs (classic control, Box2D, toy text) and fewer than 8 envs in this process;
@@ -206,7 +207,7 @@ def _each_env(venv: gym.vector.VectorEnv, fn: Any, args: list[tuple] | None = No
 class Env:
     """A vector env with raw episode-return tracking; arrays in, arrays out."""
 
-    def __init__(self, spec: Any, seed: int, render_mode: str | None = None):
+    def __init__(self, spec: Spec, seed: int, render_mode: str | None = None):
         env_spec = spec.env
         self.name = env_spec.name
         self.num_envs = env_spec.num_envs

@@ -29,6 +29,7 @@ from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.resume import code_shas, resume_trial
 from looplab.experiment.run import execute, prepare, redacted_command, start_trial
 from looplab.runfolder import RunPaths, alive, data_dir, read_status
+from looplab.spec.schema import Spec
 from looplab.spec.suite import Suite, SuiteRow, load_suite
 
 log = logging.getLogger("looplab.benchmark")
@@ -42,8 +43,8 @@ class Planned:
 
     index: int
     row: SuiteRow
-    spec: Any
-    raw: dict
+    spec: Spec
+    raw: dict[str, Any]
     file: str
     fingerprint: str
 

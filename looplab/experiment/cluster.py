@@ -34,13 +34,14 @@ from looplab.experiment.ray_cluster import looplab_env, start_ray
 from looplab.experiment.session import session_worker
 from looplab.experiment.stop import STOP
 from looplab.runfolder import RunPaths
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 MAX_RETRIES = 3  # runs of a session after its node died
 POLL_S = 1.0
 
 
-def session_resources(spec: Any, nodes: list[dict]) -> dict[str, float]:
+def session_resources(spec: Spec, nodes: list[dict]) -> dict[str, float]:
     """What each session's task asks of the cluster: CPUs for its env workers, a GPU where the net wants one."""
     gpu = str(spec.net.gpu).lower() if spec.net is not None else "false"
     wants_gpu = gpu == "true" or (gpu in ("auto", "none") and any(n.get("GPU", 0) > 0 for n in nodes))
@@ -66,7 +67,7 @@ def require_answer(address: str, option: str = "--ray-address") -> None:
                            "`ray start --head` prints the address to use)")
 
 
-def connect(address: str, spec: Any, file: str) -> dict[str, float]:
+def connect(address: str, spec: Spec, file: str) -> dict[str, float]:
     """Connect to the cluster; refuse a session that no node can hold (Ray would wait forever)."""
     import ray
 

@@ -12,7 +12,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from looplab.experiment.resume import load_run
 from looplab.runfolder import SUBDIRS, RunPaths, data_dir, run_name
 from looplab.spec import parse_set
 from looplab.spec.load import apply_overrides
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 SESSION_RE = re.compile(r"_t(\d+)_s(\d+)")
@@ -94,7 +94,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
         return path.with_suffix(".gif")
 
 
-def replay(spec: Any, nets: dict, env_state: dict | None, seed: int, episodes: int, render_mode: str | None,
+def replay(spec: Spec, nets: dict, env_state: dict | None, seed: int, episodes: int, render_mode: str | None,
            record: bool) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Run the greedy policy for `episodes` episodes in one env; returns per-episode rows and frames."""
     env = Env(spec, seed, render_mode=render_mode)

@@ -31,6 +31,7 @@ from looplab.experiment import checkpoint
 from looplab.experiment.seeds import derived_seed, eval_seed, seed_everything
 from looplab.experiment.stop import STOP
 from looplab.runfolder import RunPaths
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 EVAL_COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "total_reward", "total_reward_ma", "episodes",
@@ -38,7 +39,7 @@ EVAL_COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "total_reward", "tota
 
 
 class Evaluator:
-    def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int):
+    def __init__(self, spec: Spec, paths: RunPaths, trial: int, session: int, seed: int):
         self.paths, self.trial, self.session = paths, trial, session
         self.frequency = spec.meta.eval_frequency
         self.max_frame = spec.env.max_frame

@@ -22,6 +22,7 @@ from looplab.env import Clock
 from looplab.env.make import probe_env
 from looplab.errors import LoopLabError
 from looplab.experiment.seeds import seed_everything
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 NOT_REPRODUCIBLE = ("Hogwild (meta.distributed: {mode}): {n} session(s) update one set of nets without locks; "
@@ -39,7 +40,7 @@ class Hogwild:
         attach(algorithm, self.nets)
 
 
-def start_hogwild(spec: Any, spec_dict: dict, num_sessions: int, seed: int) -> Hogwild:
+def start_hogwild(spec: Spec, spec_dict: dict[str, Any], num_sessions: int, seed: int) -> Hogwild:
     """Build the trial's global nets in shared memory (on the CPU: `agent.net.gpu: auto` is read as false)."""
     for key, cfg in (("net", spec.net), ("critic_net", spec.critic_net)):
         if cfg is not None:
@@ -55,7 +56,7 @@ def start_hogwild(spec: Any, spec_dict: dict, num_sessions: int, seed: int) -> H
     return Hogwild(nets, max(1, spec.env.max_frame // num_sessions))
 
 
-def refuse_resume(spec: Any, root: Any) -> None:
+def refuse_resume(spec: Spec, root: Any) -> None:
     if spec.meta.distributed:
         raise LoopLabError(f"train@{root}: a Hogwild run (meta.distributed: {spec.meta.distributed}) cannot be "
                            "resumed: its sessions trained one set of shared nets, whose state at one moment no "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
 
 from looplab.errors import LoopLabError
+from looplab.spec.schema import Spec
 
 
 def start_ray(address: str | None, num_cpus: int, num_gpus: int, env: dict[str, str]) -> float:
@@ -38,7 +38,7 @@ def check_capacity(resources: dict[str, float], nodes: list[dict], where: str) -
                            f"trial but no node of the {where} has that ({have}); Ray would wait forever")
 
 
-def local_resources(spec: Any) -> dict[str, float]:
+def local_resources(spec: Spec) -> dict[str, float]:
     """What a local Ray gets: `meta.num_cpus` or every core, and `meta.num_gpus` (at most the visible ones) or
     every visible GPU."""
     import torch

@@ -26,6 +26,7 @@ from looplab.env.make import env_family, probe_env, vector_plan
 from looplab.env.pool import usable_cores
 from looplab.errors import SpecError
 from looplab.io import format_bytes
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 MiB = 1024**2
@@ -72,19 +73,19 @@ class MemoryEstimate:
         return f"about {format_bytes(self.total)} ({each}: {detail})"
 
 
-def sessions_at_once(spec: Any, mode: str) -> int:
+def sessions_at_once(spec: Spec, mode: str) -> int:
     if mode == "dev":
         return 1
     # Hogwild workers all run at once (looplab.experiment.hogwild)
     return spec.meta.max_session if spec.meta.distributed else min(spec.meta.max_session, usable_cores())
 
 
-def session_env_workers(spec: Any, sessions: int) -> int:
+def session_env_workers(spec: Spec, sessions: int) -> int:
     """Env worker processes per session: meta.env_workers, else the cores shared by the sessions at once."""
     return spec.meta.env_workers or max(1, usable_cores() // sessions)
 
 
-def estimate(spec: Any, mode: str) -> MemoryEstimate:
+def estimate(spec: Spec, mode: str) -> MemoryEstimate:
     """What a dev or train run of `spec` will hold at most (resident memory)."""
     info = probe_env(spec)
     sessions = sessions_at_once(spec, mode)
@@ -101,7 +102,7 @@ def estimate(spec: Any, mode: str) -> MemoryEstimate:
         parent=PARENT_PROCESS if mode != "dev" and spec.meta.max_session > 1 else 0)  # sessions in processes
 
 
-def _nets_nbytes(spec: Any, info: Any) -> int:
+def _nets_nbytes(spec: Spec, info: Any) -> int:
     """Parameters x 4 bytes x 4 (weights, gradients, Adam's two moments), of the nets the agent builds with
     a one-slot memory and one env (the nets do not depend on either)."""
     small = spec.model_copy()
@@ -175,7 +176,7 @@ def available_memory() -> tuple[int, str]:
     return (avail if avail is not None else 2**62), source
 
 
-def check_memory(spec: Any, mode: str, file: str | None = None, force: bool = False) -> MemoryEstimate:
+def check_memory(spec: Spec, mode: str, file: str | None = None, force: bool = False) -> MemoryEstimate:
     """Refuse (one line, exit 2) a run whose estimate exceeds the memory available, unless `force`."""
     est = estimate(spec, mode)
     avail, source = available_memory()

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from looplab import io
 from looplab.agent.validate import validate_spec
@@ -21,6 +22,7 @@ from looplab.experiment.resources import check_memory
 from looplab.experiment.run import execute, git_info, write_status
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths, data_dir, latest_run, run_name
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 
@@ -38,7 +40,7 @@ def find_run(target: str, spec_name: str, data: str | None) -> tuple[Path, str]:
     return root, name
 
 
-def load_run(root: Path, name: str) -> tuple[dict, object, dict]:
+def load_run(root: Path, name: str) -> tuple[dict[str, Any], Spec, dict]:
     """The saved resolved spec (raw dict and validated), and run.json."""
     spec_path = RunPaths(root, name).spec()
     try:

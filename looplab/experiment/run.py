@@ -26,7 +26,7 @@ from looplab.experiment.seeds import root_seed, session_seed
 from looplab.experiment.stop import STOP, Interrupted, install_stop_handlers, restore_default_handlers
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths, data_dir
-from looplab.spec import load_spec, parse_set, parse_vars
+from looplab.spec import Spec, load_spec, parse_set, parse_vars
 
 log = logging.getLogger("looplab")
 SECRET_RE = re.compile(r"(token|secret|password|passwd|api_?key|credential)", re.I)
@@ -94,7 +94,7 @@ def scrub(obj: Any) -> Any:
 
 
 def prepare(spec_file: str, spec_name: str, set_vars: list[str] | None, overrides: list[str] | None,
-            check_env: bool = True) -> tuple[dict, Any, str]:
+            check_env: bool = True) -> tuple[dict[str, Any], Spec, str]:
     """Load, substitute, override and validate; returns (spec dict, Spec, file). Writes nothing."""
     variables = parse_vars(set_vars)
     sets = parse_set(overrides)
@@ -106,7 +106,8 @@ def prepare(spec_file: str, spec_name: str, set_vars: list[str] | None, override
     return raw, spec, file
 
 
-def resolve_meta(raw: dict, spec: Any, num_sessions: int, trial: int = 0, seeds: list[int] | None = None) -> dict:
+def resolve_meta(raw: dict[str, Any], spec: Spec, num_sessions: int, trial: int = 0,
+                 seeds: list[int] | None = None) -> dict:
     """The spec as it will be saved: a chosen seed, git SHA, versions, machine, session seeds, command line.
 
     `seeds`: the sessions' seeds when given (a reproduction), else derived from the root seed."""
@@ -138,7 +139,7 @@ def write_status(paths: RunPaths, **fields: Any) -> None:
     io.write_json(path, status)
 
 
-def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
+def run_trial(raw: dict[str, Any], spec: Spec, file: str, mode: str, data: str | None, quiet: bool,
               seeds: list[int] | None = None, force: bool = False,
               ray_address: str | None = None) -> tuple[RunPaths, dict]:
     """dev / train: one trial in a new run folder (with the given session seeds, if any; its sessions on the
@@ -152,7 +153,7 @@ def run_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quie
     return paths, execute(paths, trial)
 
 
-def start_trial(raw: dict, spec: Any, file: str, mode: str, data: str | None, quiet: bool,
+def start_trial(raw: dict[str, Any], spec: Spec, file: str, mode: str, data: str | None, quiet: bool,
                 seeds: list[int] | None = None, force: bool = False, local: bool = True) -> tuple[RunPaths, Any]:
     """A new run folder with the resolved spec and status saved, and the Trial that will run in it
     (refused before anything is made if it cannot fit in memory, unless `force`). `local`: its sessions

@@ -33,6 +33,7 @@ from looplab.experiment.run import prepare, resolve_meta, write_status
 from looplab.experiment.searcher import make_searcher
 from looplab.experiment.stop import raise_interrupted
 from looplab.runfolder import STATUS, TUNE_DIR, RunPaths, data_dir
+from looplab.spec.schema import Spec
 from looplab.spec.search import TRIAL_KEY, SearchSpace, check_search
 
 log = logging.getLogger("looplab")
@@ -42,7 +43,7 @@ RESOURCE_KEYS = ("cpu", "gpu")
 
 
 # ---- validation (before Ray starts) -----------------------------------------------------------------
-def check_experiment(raw: dict, spec: Any, file: str) -> tuple[SearchSpace, dict[str, float], dict | None]:
+def check_experiment(raw: dict[str, Any], spec: Spec, file: str) -> tuple[SearchSpace, dict[str, float], dict | None]:
     """The search space, per-trial resources and ASHA kwargs, or a SpecError naming the key."""
     space = check_search(raw, validate_spec, file, spec.name)
     meta = spec.meta
@@ -188,7 +189,7 @@ def _first(df: pd.DataFrame, col: str) -> float | None:
     return float(df[col].iat[0])
 
 
-def _fit(paths: RunPaths, space: SearchSpace, spec: Any, resources: dict, asha: dict | None, ctx: TrialContext,
+def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha: dict | None, ctx: TrialContext,
          num_trials: int, quiet: bool, restore: bool) -> list[dict]:
     """Run (or restore) the Tune experiment; returns per trial its config, last result and error."""
     from functools import partial

@@ -34,6 +34,7 @@ from looplab.experiment.replay_store import ReplayStore
 from looplab.experiment.seeds import seed_everything
 from looplab.experiment.stop import STOP, install_stop_handlers
 from looplab.runfolder import RunPaths
+from looplab.spec.schema import Spec
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 
 class Session:
-    def __init__(self, spec: Any, paths: RunPaths, trial: int, session: int, seed: int,
+    def __init__(self, spec: Spec, paths: RunPaths, trial: int, session: int, seed: int,
                  mode: str = "train", progress: Callable[[dict], None] | None = None,
                  random_baseline: float = 0.0, resume: bool = False, hogwild: Hogwild | None = None):
         self.spec = spec
@@ -264,14 +265,14 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
-def run_session(spec: Any, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
+def run_session(spec: Spec, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
                 progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False,
                 hogwild: Hogwild | None = None) -> dict:
     return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume, hogwild).run()
 
 
-def session_worker(spec_dict: dict, spec_file: str, root: str, name: str, trial: int, session: int, seed: int,
-                   mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False,
+def session_worker(spec_dict: dict[str, Any], spec_file: str, root: str, name: str, trial: int, session: int,
+                   seed: int, mode: str, queue: Any, random_baseline: float, log_file: str, resume: bool = False,
                    hogwild: Hogwild | None = None) -> dict:
     """Entry point of a session process: one torch thread, its own log file, progress to the parent."""
     torch.set_num_threads(1)

@@ -25,13 +25,14 @@ from looplab.experiment.seeds import session_seed
 from looplab.experiment.session import run_session, session_worker
 from looplab.experiment.stop import STOP, Interrupted
 from looplab.runfolder import RunPaths, alive
+from looplab.spec.schema import Spec
 
 log = logging.getLogger("looplab")
 
 
 class Trial:
-    def __init__(self, spec: Any, spec_dict: dict, spec_file: str, paths: RunPaths, trial: int, mode: str,
-                 quiet: bool = False, resume: bool = False, seeds: list[int] | None = None):
+    def __init__(self, spec: Spec, spec_dict: dict[str, Any], spec_file: str, paths: RunPaths, trial: int,
+                 mode: str, quiet: bool = False, resume: bool = False, seeds: list[int] | None = None):
         self.spec = spec
         self.spec_dict = spec_dict
         self.spec_file = spec_file

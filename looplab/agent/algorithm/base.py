@@ -20,7 +20,7 @@ from looplab.agent.rng import Rng
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
 from looplab.registry import Registry
-from looplab.spec.schema import Prob, Strict
+from looplab.spec.schema import Prob, Spec, Strict
 
 # algorithms, keyed by `agent.algorithm.name`; every module in this folder is looked at on first use
 ALGORITHMS = Registry("algorithm", "agent.algorithm.name", package="looplab.agent.algorithm")
@@ -56,7 +56,7 @@ class Algorithm:
     memories: ClassVar[tuple[str, ...] | None] = None
     needs_net: ClassVar[bool] = True
 
-    def __init__(self, spec: Any, env_info: Any, clock: Any, seed: int):
+    def __init__(self, spec: Spec, env_info: Any, clock: Any, seed: int):
         self.spec = spec
         self.config = spec.algorithm
         self.env_info = env_info
@@ -78,7 +78,7 @@ class Algorithm:
 
     # ---- the contract -------------------------------------------------------------------------
     @classmethod
-    def check_spec(cls, spec: Any, env_info: Any) -> None:
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
         """Reject combinations that cannot work, before anything runs."""
         if cls.needs_net and spec.net is None:
             raise SpecError("required key is missing", path="agent.net")

@@ -22,7 +22,7 @@ from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.algorithm.sarsa import SARSA, SARSAConfig
 from looplab.agent.net.base import build_net, copy_weights, polyak_update
 from looplab.errors import SpecError
-from looplab.spec.schema import NonNegCount, PositiveCount
+from looplab.spec.schema import NonNegCount, PositiveCount, Spec
 
 
 class VanillaDQNConfig(SARSAConfig):
@@ -44,7 +44,7 @@ class VanillaDQN(SARSA):
     uses_target_net = False
 
     @classmethod
-    def check_spec(cls, spec: Any, env_info: Any) -> None:
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
         super().check_spec(spec, env_info)
         net = spec.net
         if not cls.uses_target_net and net is not None:

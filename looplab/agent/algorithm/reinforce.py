@@ -20,7 +20,7 @@ from looplab.agent.net.base import Optimizer, build_net, init_tail
 from looplab.agent.policy import entropy, greedy, out_dim, select_action
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
-from looplab.spec.schema import PositiveCount
+from looplab.spec.schema import PositiveCount, Spec
 
 
 class PolicyGradientConfig(AlgorithmConfig):
@@ -47,7 +47,7 @@ class Reinforce(Algorithm):
     with_critic = False
 
     @classmethod
-    def check_spec(cls, spec: Any, env_info: Any) -> None:
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
         super().check_spec(spec, env_info)
         cfg = spec.algorithm
         if cfg.training_frequency is None and getattr(cfg, "num_step_returns", None) is None \

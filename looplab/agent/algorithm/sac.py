@@ -22,7 +22,7 @@ from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights
 from looplab.agent.net.optim import make_loss
 from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, random_action, sample, tanh_log_det
 from looplab.errors import SpecError
-from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Strict
+from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Spec, Strict
 
 
 class EntropyAnneal(Strict):
@@ -95,7 +95,7 @@ class SoftActorCritic(Algorithm):
     action_types = ("continuous", "multi_continuous", "discrete")
 
     @classmethod
-    def check_spec(cls, spec: Any, env_info: Any) -> None:
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
         super().check_spec(spec, env_info)
         if env_info is not None and env_info.is_discrete and spec.algorithm.action_pdtype not in ("default",
                                                                                                  "Categorical"):

@@ -22,7 +22,7 @@ from looplab.agent.math import discounted_returns
 from looplab.agent.memory.base import MEMORIES
 from looplab.agent.memory.replay import Replay, ReplayConfig
 from looplab.errors import SpecError
-from looplab.spec.schema import PositiveCount
+from looplab.spec.schema import PositiveCount, Spec
 
 
 class SILConfig(ActorCriticConfig):
@@ -58,7 +58,7 @@ class SILMixin:
     """The self-imitation phase, run after the on-policy algorithm's own train()."""
 
     @classmethod
-    def check_spec(cls, spec: Any, env_info: Any) -> None:
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
         super().check_spec(spec, env_info)
         mem = spec.memory
         if getattr(mem, "sil_replay_name", None) not in ("Replay",):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from looplab.errors import did_you_mean
+from looplab.spec.schema import ClassSpec
 
 # SLM Lab's optimizers for Hogwild: plain ones whose state looplab.agent.net.hogwild puts in shared memory.
 OPTIM_ALIASES = {"GlobalAdam": "Adam", "GlobalRMSprop": "RMSprop"}
@@ -30,11 +31,11 @@ def _scheduler_classes() -> dict[str, type]:
             if inspect.isclass(c) and issubclass(c, sched.LRScheduler) and c is not sched.LRScheduler}
 
 
-def _kwargs(spec: Any) -> dict:
+def _kwargs(spec: ClassSpec) -> dict:
     return dict(spec.model_extra or {})
 
 
-def check_optim_spec(spec: Any) -> None:
+def check_optim_spec(spec: ClassSpec) -> None:
     name = OPTIM_ALIASES.get(spec.name, spec.name)
     classes = _optim_classes()
     if name not in classes:
@@ -45,7 +46,7 @@ def check_optim_spec(spec: Any) -> None:
         raise ValueError(f"bad arguments for {spec.name}: {e}") from None
 
 
-def make_optim(spec: Any, params: Any) -> torch.optim.Optimizer:
+def make_optim(spec: ClassSpec, params: Any) -> torch.optim.Optimizer:
     name = OPTIM_ALIASES.get(spec.name, spec.name)
     kwargs = _kwargs(spec)
     if name in _FUSED_OK and "fused" not in kwargs and "foreach" not in kwargs:
@@ -53,7 +54,7 @@ def make_optim(spec: Any, params: Any) -> torch.optim.Optimizer:
     return _optim_classes()[name](params, **kwargs)
 
 
-def check_loss_spec(spec: Any) -> None:
+def check_loss_spec(spec: ClassSpec) -> None:
     classes = _loss_classes()
     if spec.name not in classes:
         raise ValueError(f"unknown loss '{spec.name}'{did_you_mean(spec.name, classes)}")
@@ -63,7 +64,7 @@ def check_loss_spec(spec: Any) -> None:
         raise ValueError(f"bad arguments for {spec.name}: {e}") from None
 
 
-def make_loss(spec: Any) -> torch.nn.Module:
+def make_loss(spec: ClassSpec | None) -> torch.nn.Module:
     if spec is None:
         return torch.nn.MSELoss()
     return _loss_classes()[spec.name](**_kwargs(spec))
@@ -72,7 +73,7 @@ def make_loss(spec: Any) -> torch.nn.Module:
 LR_SCHEDULERS_OWN = ("LinearToZero", "LinearToMin")
 
 
-def check_lr_scheduler_spec(spec: Any) -> None:
+def check_lr_scheduler_spec(spec: ClassSpec) -> None:
     if spec.name in LR_SCHEDULERS_OWN:
         kwargs = spec.model_extra or {}
         allowed = {"frame", "min_factor"} if spec.name == "LinearToMin" else {"frame"}
@@ -90,7 +91,7 @@ def check_lr_scheduler_spec(spec: Any) -> None:
         raise ValueError(f"unknown lr scheduler '{spec.name}'{did_you_mean(spec.name, known)}")
 
 
-def make_lr_scheduler(spec: Any, optim: torch.optim.Optimizer, frames_per_update: int) -> Any:
+def make_lr_scheduler(spec: ClassSpec | None, optim: torch.optim.Optimizer, frames_per_update: int) -> Any:
     """An lr scheduler stepped once per training call; `frame` counts are converted to such calls.
 
     LinearToZero: lr falls linearly to 0 at `frame` frames. LinearToMin: lr falls linearly to

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from looplab.registry import Registry
+from looplab.spec.schema import Spec
 
 TRANSFORMS = Registry("env transform", "env", package="looplab.env.transforms")
 
@@ -50,7 +51,7 @@ class Transform:
         self.frozen = False
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> Transform | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> Transform | None:
         raise NotImplementedError
 
     def observation_space(self, space: gym.Space) -> gym.Space:
@@ -94,7 +95,7 @@ class ObsTransform(Transform):
         step.next_state = step.obs if same else self.transform(step.next_state, False)
 
 
-def build_chain(spec: Any, ctx: EnvContext) -> dict[str, Transform]:
+def build_chain(spec: Spec, ctx: EnvContext) -> dict[str, Transform]:
     """The transforms the spec turns on, by registered name, in chain order."""
     chain = {}
     for name in sorted(TRANSFORMS, key=lambda n: (TRANSFORMS.get(n).order, n)):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from looplab.env.transforms.base import TRANSFORMS, EnvContext, ObsTransform, Step, Transform
+from looplab.spec.schema import Spec
 
 
 def clip_bounds(value: float | list[float] | None) -> tuple[float, float] | None:
@@ -30,7 +29,7 @@ class ObsClip(ObsTransform):
         self.bounds = bounds
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> ObsClip | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> ObsClip | None:
         env = spec.env
         bounds = clip_bounds(env.clip_obs if env.clip_obs is not None else (10.0 if env.normalize_obs else None))
         return None if bounds is None else cls(bounds)
@@ -51,7 +50,7 @@ class RewardClip(Transform):
         self.bounds = bounds
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> RewardClip | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> RewardClip | None:
         env = spec.env
         value = env.clip_reward if env.clip_reward is not None else (10.0 if env.normalize_reward else None)
         bounds = clip_bounds(value if value is not None else (1.0 if ctx.atari else None))

@@ -8,13 +8,12 @@ stacks of 4 frames already (`looplab.env.atari`), so the key is refused there.
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 
 from looplab.env.transforms.base import TRANSFORMS, EnvContext, Step
 from looplab.env.transforms.history import ObsHistory, window_space
+from looplab.spec.schema import Spec
 
 
 @TRANSFORMS.register("frame_stack")
@@ -25,7 +24,7 @@ class FrameStack(ObsHistory):
     order = 80
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> FrameStack | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> FrameStack | None:
         k = spec.env.frame_stack
         space = ctx.observation_space
         if k is None or k == 1:

@@ -16,9 +16,10 @@ import gymnasium as gym
 import numpy as np
 
 from looplab.env.transforms.base import TRANSFORMS, EnvContext, Step, Transform
+from looplab.spec.schema import Spec
 
 
-def history_length(spec: Any) -> int | None:
+def history_length(spec: Spec) -> int | None:
     """The longest `seq_len` among the spec's nets, or None when no net wants a history."""
     lens = [getattr(cfg, "seq_len", None) for cfg in (getattr(spec, "net", None), getattr(spec, "critic_net", None))]
     lens = [n for n in lens if n is not None]
@@ -50,7 +51,7 @@ class ObsHistory(Transform):
         self.window = np.zeros((num_envs, seq_len, *obs_shape), dtype=dtype)
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> ObsHistory | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> ObsHistory | None:
         seq_len = history_length(spec)
         space = ctx.observation_space
         return None if seq_len is None else cls(ctx.num_envs, seq_len, tuple(space.shape or ()), space.dtype)

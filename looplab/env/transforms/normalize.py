@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium.wrappers.utils import RunningMeanStd
 
 from looplab.env.transforms.base import TRANSFORMS, EnvContext, ObsTransform, Step, Transform
+from looplab.spec.schema import Spec
 
 
 def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
@@ -30,7 +31,7 @@ class ObsNormalizer(ObsTransform):
         self.epsilon = epsilon
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> ObsNormalizer | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> ObsNormalizer | None:
         return cls(tuple(ctx.observation_space.shape or ())) if spec.env.normalize_obs else None
 
     def transform(self, obs: np.ndarray, update: bool) -> np.ndarray:
@@ -60,7 +61,7 @@ class RewardNormalizer(Transform):
         self.epsilon = epsilon
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> RewardNormalizer | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> RewardNormalizer | None:
         if not spec.env.normalize_reward:
             return None
         return cls(ctx.num_envs, float(getattr(spec.algorithm, "gamma", 0.99) if spec.algorithm is not None else 0.99))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from looplab.env.transforms.base import TRANSFORMS, EnvContext, Step, Transform
+from looplab.spec.schema import Spec
 
 
 @TRANSFORMS.register("reward_scale")
@@ -18,7 +17,7 @@ class RewardScale(Transform):
         self.scale = scale
 
     @classmethod
-    def from_spec(cls, spec: Any, ctx: EnvContext) -> RewardScale | None:
+    def from_spec(cls, spec: Spec, ctx: EnvContext) -> RewardScale | None:
         return None if spec.env.reward_scale == 1.0 else cls(spec.env.reward_scale)
 
     def step(self, step: Step) -> None:
