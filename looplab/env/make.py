@@ -24,11 +24,9 @@ from looplab.env.transforms import EnvContext, Step, build_chain, chain_space
 from looplab.errors import SpecError
 from looplab.spec.schema import EnvSpec, Spec
 
-# keys of `env` that LoopLab consumes; every other key goes to gymnasium.make
-RESERVED_KEYS = {
-    "name", "max_frame", "num_envs", "max_t", "normalize_obs", "normalize_reward", "clip_obs",
-    "clip_reward", "vectorization_mode", "frame_stack", "device", "reward_scale", "scale_obs",
-}
+# `env` keys outside the fields of `EnvSpec` that LoopLab reads (`scale_obs`) or leaves out (`device`); every other
+# extra key goes to gymnasium.make. The fields, the transforms' keys among them, are never extra keys.
+RESERVED_KEYS = {"device", "scale_obs"}
 log = logging.getLogger(__name__)
 _CHEAP_FAMILIES = ("classic_control", "box2d", "toy_text")
 
@@ -72,7 +70,7 @@ def check_env_id(env_id: str) -> None:
 
 
 def env_kwargs(spec: EnvSpec) -> dict:
-    """The `env` keys passed to gymnasium.make."""
+    """The `env` keys passed to gymnasium.make: the env spec's extra keys, less RESERVED_KEYS."""
     extra = spec.model_extra or {}
     return {k: v for k, v in extra.items() if k not in RESERVED_KEYS}
 

@@ -11,7 +11,7 @@ import pytest
 
 import looplab.env.transforms as transforms_pkg
 from looplab.agent.validate import validate_spec
-from looplab.env.make import Env, probe_env
+from looplab.env.make import Env, env_kwargs, probe_env
 from looplab.env.transforms import TRANSFORMS, EnvContext, Step, build_chain
 from looplab.env.transforms.clip import ObsClip, RewardClip, clip_bounds
 from looplab.env.transforms.normalize import ObsNormalizer, RewardNormalizer
@@ -130,6 +130,18 @@ def test_the_chain_follows_the_documented_order_and_leaves_out_what_the_spec_doe
     assert list(build_chain(_spec({}), atari)) == ["reward_clip"]
     assert build_chain(_spec({}), atari)["reward_clip"].bounds == (-1.0, 1.0)  # Mnih et al. 2015
     assert probe_env(spec).state_shape == (3, 4)  # the history's window space
+
+
+# every env key a transform reads (the table in looplab/env/transforms/__init__.py), each set to turn it on
+TRANSFORM_KEYS = {"normalize_obs": True, "clip_obs": 5.0, "reward_scale": 2.0, "normalize_reward": True,
+                  "clip_reward": 1.0, "frame_stack": 2}
+
+
+def test_no_transform_key_reaches_gymnasium_make():
+    spec = _spec({**TRANSFORM_KEYS, "scale_obs": False, "device": "cpu", "sutton_barto_reward": True})
+    assert env_kwargs(spec.env) == {"sutton_barto_reward": True}  # CartPole's own keyword
+    # the keys above turn on every transform but the nets' history: a new transform's key belongs in the list
+    assert set(build_chain(spec, CTX)) == set(TRANSFORMS) - {"history"}
 
 
 def test_checkpoints_hold_each_transforms_state_by_name_and_frozen_envs_stay_put():
