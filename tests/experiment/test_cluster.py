@@ -189,3 +189,49 @@ def _ancestor_in(pid: int, pids: set[int]) -> int | None:
             return None
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return None
+
+
+SEND = ["--set", "meta.cluster_files=send"]  # each session in a node-local folder, its files sent to the driver
+
+
+def assert_sent_from_node_local_folders(run: Path, finished_only: bool = False) -> None:
+    """Each session attempt ran in a node-local folder (not the run folder) that is gone now."""
+    for s in range(SESSIONS):
+        attempts = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())
+        for a in attempts[-1:] if finished_only else attempts:
+            assert Path(a["run_folder"]) != run and not Path(a["run_folder"]).exists(), a
+    assert not (run / ".cluster_token").exists()
+
+
+@pytest.mark.slow
+def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(cluster, tmp_path):
+    args = trial_args(2000, 500)
+    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    reference = only_run(tmp_path / "local")
+
+    on_cluster = cluster.run([*args, *SEND], tmp_path / "cluster")
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    run = only_run(tmp_path / "cluster")
+    assert_same_sessions(run, reference)
+    assert_sent_from_node_local_folders(run)
+
+    def files(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_attempts" not in p.name}
+
+    assert files(run) == files(reference)
+
+
+@pytest.mark.slow
+def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
+    args = [*trial_args(16000, 1000), *SEND]
+    data = tmp_path / "cluster"
+    proc = _run_and_kill_a_worker_node(cluster, args, data)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    run = only_run(data)
+    assert "was lost with its node and runs again" in (run / "log" / f"{NAME}.log").read_text()
+    assert_sent_from_node_local_folders(run, finished_only=True)
+    local = run_cli(*trial_args(16000, 1000), data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert_same_sessions(run, only_run(tmp_path / "local"))
