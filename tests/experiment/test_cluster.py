@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -232,6 +234,13 @@ def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_
     run = only_run(data)
     assert "was lost with its node and runs again" in (run / "log" / f"{NAME}.log").read_text()
     assert_sent_from_node_local_folders(run, finished_only=True)
+    for s in range(SESSIONS):  # a session run again fetched its checkpoint from the driver and went on from there
+        attempts = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())
+        if len(attempts) > 1:
+            resumed = re.search(r"resumed from \S+ at frame (\d+)", (run / "log" / f"{NAME}_t0_s{s}.log").read_text())
+            assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0
+        for a in attempts[:-1]:  # the folder the dead node left (on a real cluster it went with the node)
+            shutil.rmtree(Path(a["run_folder"]).parent, ignore_errors=True)
     local = run_cli(*trial_args(16000, 1000), data_dir=tmp_path / "local", timeout=TIMEOUT)
     assert local.returncode == 0, local.stderr[-2000:]
     assert_same_sessions(run, only_run(tmp_path / "local"))
