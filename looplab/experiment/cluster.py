@@ -50,10 +50,8 @@ def session_resources(spec: Any, nodes: list[dict]) -> dict[str, float]:
 
 
 def answers(address: str, timeout: float = 5.0) -> bool:
-    """Whether something listens at a cluster address `host:port` (a `ray://` client address is not checked)."""
-    if address.startswith("ray://"):
-        return True
-    host, _, port = address.rpartition(":")
+    """Whether something listens at a cluster address `host:port` or a client address `ray://host:port`."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             return True
