@@ -90,6 +90,11 @@ class RunPaths:
         return self.root / STATUS
 
     @property
+    def cluster_token(self) -> Path:
+        """Written while a trial runs on a Ray cluster: a task that reads it sees the run folder."""
+        return self.root / ".cluster_token"
+
+    @property
     def report(self) -> Path:
         return self.root / REPORT
 

@@ -3,8 +3,9 @@
 Each session is a Ray task asking for the CPUs its env steps on (`meta.env_workers`, default 1) and a
 GPU where the net asks for one (`agent.net.gpu: true`, or `auto` on a cluster that has GPUs). The task
 runs the session in a child process of its own (as a search trial does), which writes into the run
-folder: the nodes must share the driver's file system (a local cluster does). The driver follows the
-sessions through their dataframes (the progress lines) and analyses the trial as a local one.
+folder where its node sees it, or else into a node-local copy whose files are sent to the driver
+(`meta.cluster_files`, looplab.experiment.cluster_files). The driver follows the sessions through their
+dataframes (the progress lines) and analyses the trial as a local one.
 
 A session whose node dies is run again by Ray (task retries) and continues from its last checkpoint
 (`meta.checkpoint_frequency`), so it ends with the dataframe it would have had; the trial log says
@@ -28,6 +29,7 @@ import pandas as pd
 from looplab import io
 from looplab.env.pool import die_with_parent
 from looplab.errors import LoopLabError
+from looplab.experiment import cluster_files
 from looplab.experiment.procs import start_daemon
 from looplab.experiment.progress import ProgressView
 from looplab.experiment.ray_cluster import looplab_env, start_ray
@@ -49,10 +51,8 @@ def session_resources(spec: Spec, nodes: list[dict]) -> dict[str, float]:
 
 
 def answers(address: str, timeout: float = 5.0) -> bool:
-    """Whether something listens at a cluster address `host:port` (a `ray://` client address is not checked)."""
-    if address.startswith("ray://"):
-        return True
-    host, _, port = address.rpartition(":")
+    """Whether something listens at a cluster address `host:port` or a client address `ray://host:port`."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             return True
@@ -100,9 +100,12 @@ def run_sessions(trial: Any, view: ProgressView, baseline: float) -> list[dict]:
     task = ray.remote(session_task).options(num_cpus=need["cpu"], num_gpus=need["gpu"], max_retries=MAX_RETRIES,
                                             retry_exceptions=False)
     paths = trial.paths
+    files = meta.get("cluster_files") or "auto"
+    sending = {} if files == "shared" else {"files": files, "token": cluster_files.write_token(paths),
+                                            "sink": cluster_files.start_sink(paths)}
     refs = [task.remote({"spec": spec_dict, "file": trial.spec_file, "root": str(paths.root), "name": paths.name,
                          "trial": trial.index, "session": s, "seed": trial.seeds[s], "mode": trial.mode,
-                         "baseline": baseline, "resume": True, "run_id": run_id})
+                         "baseline": baseline, "resume": True, "run_id": run_id, **sending})
             for s in range(trial.num_sessions)]
     seen: dict[int, int] = {}
     try:
@@ -117,6 +120,7 @@ def run_sessions(trial: Any, view: ProgressView, baseline: float) -> list[dict]:
         follow(paths, trial.index, trial.num_sessions, view, run_id, seen)
         return [_result(ref, s, paths, trial.index) for s, ref in enumerate(refs)]
     finally:
+        cluster_files.remove_token(paths)
         ray.shutdown()
 
 
@@ -163,7 +167,13 @@ def _attempts(paths: RunPaths, trial: int, session: int) -> list[dict]:
 
 
 def session_task(job: dict) -> dict:
-    """The Ray task: record this attempt, run the session in a child process, return its scalar metrics."""
+    """The Ray task: in the run folder, or a node-local one whose files go to the driver, record this attempt,
+    run the session in a child process, return its scalar metrics."""
+    with cluster_files.session_root(job) as root:
+        return _attempt({**{k: v for k, v in job.items() if k not in ("sink", "token")}, "root": root})
+
+
+def _attempt(job: dict) -> dict:
     paths = RunPaths(Path(job["root"]), job["name"])
     trial, session = job["trial"], job["session"]
     attempts = _attempts(paths, trial, session)
@@ -172,7 +182,7 @@ def session_task(job: dict) -> dict:
     mine = [a for a in attempts if a.get("run_id") == job["run_id"]]
     io.write_json(paths.attempts(trial, session), [*attempts, {
         "run_id": job["run_id"], "attempt": len(mine) + 1, "node": socket.gethostname(), "pid": os.getpid(),
-        "frame": frame, "started": time.strftime("%Y-%m-%d %H:%M:%S")}])
+        "frame": frame, "run_folder": job["root"], "started": time.strftime("%Y-%m-%d %H:%M:%S")}])
     proc = subprocess.run([sys.executable, "-m", "looplab.experiment.cluster"], input=json.dumps(job),
                           capture_output=True, text=True, start_new_session=True)
     if proc.returncode != 0:

@@ -115,6 +115,9 @@ class MetaSpec(Strict):
     tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
     max_nonfinite: PositiveCount = 20
     env_workers: PositiveCount | None = None  # env worker processes per session (default: usable cores)
+    # --ray-address: whether the sessions write into the run folder (shared) or send their files to the
+    # driver (send); auto: each session checks whether its node sees the run folder
+    cluster_files: Literal["auto", "shared", "send"] = "auto"
     random_seed: Count | None = None
     # written by LoopLab into the resolved spec
     git_sha: str | None = None

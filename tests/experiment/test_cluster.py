@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from looplab.experiment.cluster import answers
 from tests.conftest import only_run, run_cli
 from tests.experiment.test_search import _free_port, processes, start_node, stop_nodes, wait_for_raylets
 
@@ -66,6 +69,19 @@ class Cluster:
         assert [c for c in processes().values() if str(self.temp_dir) in c] == []
 
 
+def run_here_and_on_cluster(cluster: Cluster, args: list[str], tmp_path: Path,
+                            cluster_args: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """The trial run here and on the cluster; returns the cluster's run folder and the local one, whose session
+    dataframes are checked to be the same."""
+    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    on_cluster = cluster.run([*args, *cluster_args], tmp_path / "cluster")
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    run, reference = only_run(tmp_path / "cluster"), only_run(tmp_path / "local")
+    assert_same_sessions(run, reference)
+    return run, reference
+
+
 @pytest.fixture(scope="module")
 def cluster():
     c = Cluster()
@@ -82,6 +98,10 @@ def test_an_address_where_no_cluster_answers_is_one_line(data_dir):
     assert len(lines) == 1 and lines[0].startswith("looplab: error: --ray-address 127.0.0.1:")
     assert "no Ray cluster answers there" in lines[0]
     assert not any(data_dir.iterdir())
+
+
+def test_a_client_address_where_nothing_listens_does_not_answer():
+    assert not answers(f"ray://127.0.0.1:{_free_port()}") and not answers("ray://127.0.0.1:notaport")
 
 
 @pytest.mark.parametrize("how", ["option", "environment"])
@@ -102,19 +122,15 @@ def test_a_search_on_an_address_where_no_cluster_answers_is_one_line(how, data_d
 @pytest.mark.slow
 def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path):
     args = trial_args(2000, 500)
-    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
-    assert local.returncode == 0, local.stderr[-2000:]
-    reference = only_run(tmp_path / "local")
-
-    on_cluster = cluster.run(args, tmp_path / "cluster")
-    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
-    run = only_run(tmp_path / "cluster")
-    assert_same_sessions(run, reference)
+    run, reference = run_here_and_on_cluster(cluster, args, tmp_path)
     for name in (f"{NAME}_t0_trial_metrics_scalar.json", f"{NAME}_t0_trial_graph_mean_returns_vs_frames.png",
                  f"model/{NAME}_t0_s3_net_model.pt", f"log/{NAME}_t0_s3.log", "index.html"):
         assert (run / name).exists(), name
     status = json.loads((run / "run.json").read_text())
     assert status["status"] == "finished" and status["ray_address"] == cluster.address
+    for s in range(SESSIONS):  # meta.cluster_files: auto: each node saw the run folder and wrote there
+        attempt = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())[-1]
+        assert Path(attempt["run_folder"]).resolve() == run.resolve()
 
     # a run whose session 1 was killed at frame 1000 here finishes on the cluster as if never stopped
     cut = tmp_path / "cut"
@@ -189,3 +205,48 @@ def _ancestor_in(pid: int, pids: set[int]) -> int | None:
             return None
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return None
+
+
+SEND = ("--set", "meta.cluster_files=send")  # each session in a node-local folder, its files sent to the driver
+
+
+def assert_sent_from_node_local_folders(run: Path, finished_only: bool = False) -> None:
+    """Each session attempt ran in a node-local folder (not the run folder) that is gone now."""
+    for s in range(SESSIONS):
+        attempts = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())
+        for a in attempts[-1:] if finished_only else attempts:
+            assert Path(a["run_folder"]) != run and not Path(a["run_folder"]).exists(), a
+    assert not (run / ".cluster_token").exists()
+
+
+@pytest.mark.slow
+def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(cluster, tmp_path):
+    run, reference = run_here_and_on_cluster(cluster, trial_args(2000, 500), tmp_path, SEND)
+    assert_sent_from_node_local_folders(run)
+
+    def files(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_attempts" not in p.name}
+
+    assert files(run) == files(reference)
+
+
+@pytest.mark.slow
+def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
+    args = [*trial_args(16000, 1000), *SEND]
+    data = tmp_path / "cluster"
+    proc = _run_and_kill_a_worker_node(cluster, args, data)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    run = only_run(data)
+    assert "was lost with its node and runs again" in (run / "log" / f"{NAME}.log").read_text()
+    assert_sent_from_node_local_folders(run, finished_only=True)
+    for s in range(SESSIONS):  # a session run again fetched its checkpoint from the driver and went on from there
+        attempts = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())
+        if len(attempts) > 1:
+            resumed = re.search(r"resumed from \S+ at frame (\d+)", (run / "log" / f"{NAME}_t0_s{s}.log").read_text())
+            assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0
+        for a in attempts[:-1]:  # the folder the dead node left (on a real cluster it went with the node)
+            shutil.rmtree(Path(a["run_folder"]).parent, ignore_errors=True)
+    local = run_cli(*trial_args(16000, 1000), data_dir=tmp_path / "local", timeout=TIMEOUT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert_same_sessions(run, only_run(tmp_path / "local"))
