@@ -146,7 +146,8 @@ def write(args: argparse.Namespace, pairs: list[str], sha: str, load: float, row
               f"{os.cpu_count()} cores, load average {load:.1f} at the start. Whole processes, alternating, one "
               "torch thread each; seconds as median (min–max) over the repeats; the speed-up is SB3's time over "
               "LoopLab's, pair by pair (median, min–max); returns are the mean of the last 100 episodes, "
-              "averaged over the repeats.\n\n"
+              "averaged over the repeats. What each speed lever gave, measured before and after: "
+              "[LEVERS.md](LEVERS.md).\n\n"
               "| pair | LoopLab s | SB3 s (trial: 1 session) | LoopLab speed-up | LoopLab return | SB3 return |\n"
               "|---|---|---|---|---|---|\n")
     text = header + "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")

@@ -1,0 +1,53 @@
+"""Milliseconds per `train()` call of a spec's algorithm, in one process with one torch thread.
+
+Usage: python bench/update_time.py SPEC_FILE SPEC_NAME [--calls 100] [--steps 300]
+
+The agent steps its env `--steps` times (training starts at once, whatever `training_start_step` says),
+then `train()` runs 10 times as a warm-up and `--calls` times timed. To compare two versions of the
+code, run it from a checkout of each, in turn, on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from looplab.agent.algorithm import ALGORITHMS
+from looplab.agent.validate import validate_spec
+from looplab.env import Clock, Env
+from looplab.experiment.session import step
+from looplab.spec import load_spec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec_file")
+    parser.add_argument("spec_name")
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    raw, file = load_spec(args.spec_file, args.spec_name)
+    spec = validate_spec(raw, file, spec_name=args.spec_name)
+    env = Env(spec, 0)
+    clock = Clock(num_envs=env.num_envs)
+    agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock, 0)
+    if hasattr(agent, "training_start_step"):
+        agent.training_start_step = 0
+    state = env.reset()
+    for _ in range(args.steps):
+        state = step(agent, env, clock, state)
+    for _ in range(10):
+        agent.train()
+    t0 = time.perf_counter()
+    for _ in range(args.calls):
+        agent.train()
+    ms = (time.perf_counter() - t0) / args.calls * 1e3
+    env.close()
+    print(f"{args.spec_name}: {ms:.2f} ms per train() ({args.calls} calls)")
+
+
+if __name__ == "__main__":
+    main()
