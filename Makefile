@@ -36,8 +36,8 @@ lint: install
 	$(BIN)/ruff check looplab tests bench
 	$(BIN)/lint-imports
 
-# make bench [PAIRS=ppo,dqn,sac,trial] [REPEATS=3] [SCALE=1.0]: LoopLab vs SB3, writes bench/RESULTS.md
-PAIRS ?= ppo,dqn,sac,trial
+# make bench [PAIRS=ppo,dqn,sac,trial,search,slm,checkpoint] [REPEATS=3] [SCALE=1.0]: LoopLab vs its peers, writes bench/RESULTS.md
+PAIRS ?= ppo,dqn,sac,trial,search,slm,checkpoint
 REPEATS ?= 3
 SCALE ?= 1.0
 bench: install

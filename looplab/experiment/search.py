@@ -191,7 +191,10 @@ def _first(df: pd.DataFrame, col: str) -> float | None:
 
 def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha: dict | None, ctx: TrialContext,
          num_trials: int, quiet: bool, restore: bool) -> list[dict]:
-    """Run (or restore) the Tune experiment; returns per trial its config, last result and error."""
+    """Run (or restore) the Tune experiment; returns per trial its config, last result and error.
+
+    Trials reuse Ray's worker processes (`reuse_actors`): a worker that has run one trial runs the next with
+    Ray and the package already imported, instead of a new worker starting for every trial."""
     from functools import partial
 
     from ray import tune
@@ -209,7 +212,7 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha:
             trainable,
             tune_config=tune.TuneConfig(search_alg=make_searcher(space, spec.meta.random_seed), scheduler=scheduler,
                                         num_samples=num_trials, trial_dirname_creator=trial_dirname,
-                                        trial_name_creator=trial_dirname),
+                                        trial_name_creator=trial_dirname, reuse_actors=True),
             run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(paths.root), verbose=0,
                                       callbacks=[_progress_callback(paths)]),
         )

@@ -84,7 +84,8 @@ def test_search_rejects_bad_search_before_ray(tmp_path, data_dir):
 def test_small_search_with_a_failing_trial(tmp_path, data_dir):
     # grid x sampled: lr 1e30 makes the loss non-finite, so those trials fail; the others must finish
     path = search_spec(tmp_path, {"agent.net.optim_spec.lr__grid_search": [0.003, 1e30],
-                                  "agent.algorithm.lam__uniform": [0.8, 0.99]}, max_trial=2, max_nonfinite=1)
+                                  "agent.algorithm.lam__uniform": [0.8, 0.99]}, max_trial=2, max_nonfinite=1,
+                       num_cpus=2)
     proc = run_cli("run", str(path), "search_cartpole", "search", "--keep", "1", "-q", data_dir=data_dir,
                    timeout=SEARCH_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -108,6 +109,10 @@ def test_small_search_with_a_failing_trial(tmp_path, data_dir):
     finished = df[df["status"] == "finished"]
     assert list(finished["strength"]) == sorted(finished["strength"], reverse=True)
     assert list(df["status"][:2]) == ["finished", "finished"]  # failed trials (no strength) last
+    # two trials at a time: the trial started after a finished one runs in its Ray worker (reuse_actors), so
+    # four trials take fewer than four workers (a failed trial's worker is not reused)
+    pids = [json.loads((root / "info" / f"{n}_t{t}_trial_status.json").read_text())["pid"] for t in range(4)]
+    assert len(set(pids)) < 4, pids
     # 2 sessions per trial, each with its own seed
     assert len(set(json.loads((root / f"{n}_t0_spec.json").read_text())["meta"]["session_seeds"])) == 2
     # the best spec: the best trial's spec, runnable as is
