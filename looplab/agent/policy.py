@@ -253,6 +253,14 @@ def _gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 
 
 @torch.no_grad()
+def sample_logits(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A draw of Categorical(logits=logits) from `generator`, without building the distribution (the acting
+    path of every discrete policy: one softmax and one multinomial)."""
+    probs = torch.softmax(logits.reshape(-1, logits.shape[-1]), -1)
+    return torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+
+
+@torch.no_grad()
 def sample(pd: D.Distribution, generator: torch.Generator) -> torch.Tensor:
     """What `pd.sample()` returns (NormalTanh: the pre-tanh value), drawn from `generator` instead of torch's
     global generator. A new distribution needs its case here."""
@@ -263,8 +271,7 @@ def sample(pd: D.Distribution, generator: torch.Generator) -> torch.Tensor:
     if isinstance(pd, GumbelSoftmax):  # the argmax of a relaxed sample: Gumbel-max over the logits
         return (pd.logits + _gumbel_noise(pd.logits, generator)).argmax(-1)
     if isinstance(pd, D.Categorical):
-        probs = pd.probs
-        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).view(probs.shape[:-1])
+        return sample_logits(pd.logits, generator)
     if isinstance(pd, MultiBernoulli):
         return torch.bernoulli(pd.base_dist.probs, generator=generator).long()
     if isinstance(pd, SymmetricBeta):  # Beta(a, b) is the first coordinate of Dirichlet(a, b), as torch draws it
@@ -301,7 +308,7 @@ def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator) 
 
 def boltzmann(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
     """A sample of softmax(logits / tau): tau -> 0 is greedy, large tau is uniform."""
-    return sample(D.Categorical(logits=logits / max(tau, 1e-8), validate_args=False), generator)
+    return sample_logits(logits / max(tau, 1e-8), generator)
 
 
 def random_action(shape: tuple[int, ...], num_actions: int, generator: torch.Generator) -> torch.Tensor:

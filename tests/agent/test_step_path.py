@@ -6,6 +6,7 @@ import torch
 
 from looplab.agent.algorithm.sac import squash
 from looplab.agent.net.base import copy_weights
+from looplab.agent.policy import sample, sample_logits
 
 
 def test_copy_weights_equals_load_state_dict_with_buffers():
@@ -26,3 +27,34 @@ def test_acting_without_the_log_prob_samples_the_same_action():
     with_logp, logp = squash(loc, log_std, torch.Generator().manual_seed(0))
     without, none = squash(loc, log_std, torch.Generator().manual_seed(0), with_logp=False)
     assert torch.equal(with_logp, without) and logp.shape == (5,) and none is None
+
+
+def test_drawing_from_logits_equals_drawing_from_the_categorical():
+    # the acting path skips building torch's Categorical; the draws from one generator state must match
+    logits = torch.randn(4096, 3) * 3.0
+    fast = sample_logits(logits, torch.Generator().manual_seed(1))
+    slow = sample(torch.distributions.Categorical(logits=logits, validate_args=False), torch.Generator().manual_seed(1))
+    assert torch.equal(fast, slow) and fast.shape == (4096,)
+    shaped = sample_logits(logits.view(64, 64, 3), torch.Generator().manual_seed(1))
+    assert shaped.shape == (64, 64) and torch.equal(shaped.flatten(), fast)
+
+
+def test_ppo_and_a2c_act_through_the_logits_draw(monkeypatch):
+    import numpy as np
+
+    from looplab.agent.algorithm import ALGORITHMS, ppo, reinforce
+    from looplab.agent.validate import validate_spec
+    from looplab.env import Clock, Env
+    from looplab.spec import load_spec
+
+    for file_, name, module in (("demo.json", "ppo_cartpole", ppo), ("a2c_cartpole.json", "a2c_cartpole", reinforce)):
+        raw, file = load_spec(file_, name)
+        spec = validate_spec(raw, file, spec_name=name)
+        env = Env(spec, 0)
+        agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, Clock(num_envs=env.num_envs), 0)
+        calls = []
+        monkeypatch.setattr(module, "sample_logits", lambda out, g, calls=calls: calls.append(out) or out.argmax(-1))
+        action = agent.act(env.reset())
+        env.close()
+        assert len(calls) == 1 and calls[0].shape == (env.num_envs, 2), name
+        assert isinstance(action, np.ndarray) and action.shape == (env.num_envs,)

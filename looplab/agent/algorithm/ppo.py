@@ -24,7 +24,7 @@ from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, s
 )
 from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.math import gae
-from looplab.agent.policy import entropy, greedy, sample
+from looplab.agent.policy import entropy, greedy, sample, sample_logits
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.spec.schema import PositiveCount
 
@@ -81,8 +81,12 @@ class PPO(ActorCritic):
 
     def act(self, state: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            pd = self.make_pd(self.policy_out(self.to_tensor(state)), self.log_std)
-            action = sample(pd, self.rng.act) if self.training else greedy(pd)
+            out = self.policy_out(self.to_tensor(state))
+            if self.pdtype == "Categorical":  # without building the distribution: the same draw, faster
+                action = sample_logits(out, self.rng.act) if self.training else out.argmax(-1)
+            else:
+                pd = self.make_pd(out, self.log_std)
+                action = sample(pd, self.rng.act) if self.training else greedy(pd)
         return self.to_env_action(action)
 
     # ---- training -----------------------------------------------------------------------------

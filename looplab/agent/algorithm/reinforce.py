@@ -17,7 +17,7 @@ import torch
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.math import discounted_returns
 from looplab.agent.net.base import Optimizer, build_net, init_tail
-from looplab.agent.policy import entropy, greedy, out_dim, select_action
+from looplab.agent.policy import entropy, greedy, out_dim, sample_logits, select_action
 from looplab.agent.schedule import Schedule, ScheduleSpec
 from looplab.errors import SpecError
 from looplab.spec.schema import PositiveCount, Spec
@@ -138,6 +138,8 @@ class Reinforce(Algorithm):
                 return select_action(policy, None, out, self.explore_var.end_value(), self.env_info.action_dim,
                                      self.rng.act)
             return greedy(self.make_pd(out, self.log_std))
+        if policy == "default" and self.pdtype == "Categorical":  # without building the distribution
+            return sample_logits(out, self.rng.act)
         return select_action(policy, lambda o: self.make_pd(o, self.log_std), out,
                              self.explore_var.value(self.clock.frame), self.env_info.action_dim, self.rng.act)
 

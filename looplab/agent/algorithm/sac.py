@@ -20,7 +20,7 @@ from pydantic import field_validator
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights, polyak_update
 from looplab.agent.net.optim import make_loss
-from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, random_action, sample, tanh_log_det
+from looplab.agent.policy import LOG_SCALE_MAX, LOG_SCALE_MIN, random_action, sample_logits, tanh_log_det
 from looplab.errors import SpecError
 from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Spec, Strict
 
@@ -202,8 +202,7 @@ class SoftActorCritic(Algorithm):
             x = self.to_tensor(state)
             if self.discrete:
                 logits = self.actor(x)
-                action = (sample(torch.distributions.Categorical(logits=logits, validate_args=False), g)
-                          if self.training else logits.argmax(-1))
+                action = sample_logits(logits, g) if self.training else logits.argmax(-1)
             else:
                 action, _ = self.policy(x, g, deterministic=not self.training, with_logp=False)
         return self.to_env_action(action)
