@@ -140,7 +140,7 @@ def search_pair(frames: int, repeats: int) -> tuple[str, str]:
     row = (f"| search: {len(lrs)} PPO trials of {frames:,} frames, one at a time | {summary(per_trial)} s per trial | "
            f"{summary(by_hand)} s, the same trial by hand | **{statistics.median(extra):+.1f} s** per trial "
            f"({min(extra):+.1f} to {max(extra):+.1f}) | – | – |")
-    note = (f"- Search: besides its trials, a search costs {summary(fixed)} s once (Ray's start, {summary(ray_start)} s "
+    note = (f"- search: besides its trials, a search costs {summary(fixed)} s once (Ray's start, {summary(ray_start)} s "
             f"of it, then the experiment's analysis, graphs and report); between one trial's end and the next one's "
             f"start {summary(gaps) if gaps else '–'} s, as the trials reuse Ray's worker processes.")
     return row, note
@@ -177,12 +177,12 @@ def checkpoint_pair(size: int, repeats: int) -> str:
     r = json.loads(out.strip().splitlines()[-1])
     ratios = [i / w for i, w in zip(r["incremental_s"], r["whole_s"], strict=True)]
     return (f"| checkpoint: replay of {r['size']:,} transitions ({r['dim']} floats each), {r['added']:,} added since the "
-            f"last | {summary(r['incremental_s'])} s, {r['incremental_mib']:.0f} MiB | {summary(r['whole_s'])} s, "
+            f"last | {summary(r['incremental_s'], 3)} s, {r['incremental_mib']:.0f} MiB | {summary(r['whole_s'], 3)} s, "
             f"{r['whole_mib']:.0f} MiB (whole buffer) | **{statistics.median(ratios):.3f}x** the time | – | – |")
 
 
-def summary(xs: list[float]) -> str:
-    return f"{statistics.median(xs):.1f} ({min(xs):.1f}–{max(xs):.1f})"
+def summary(xs: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
 
 
 def ret(xs: list) -> str:
@@ -246,27 +246,53 @@ def main() -> None:
                         f"{ret([r['return'] for r in a_runs])} | {ret([r['return'] for r in b_runs])} |")
         if pair == "ppo":
             sizes = [r["run_bytes"] / 2**20 for r in a_runs]
-            notes.append(f"- Run folder of one {frames:,}-frame PPO session (TensorBoard on, log every 1,000 frames): "
+            notes.append(f"- ppo: the run folder of one {frames:,}-frame PPO session (TensorBoard on, log every 1,000 frames): "
                          f"{summary(sizes)} MiB; plotly.js (4.6 MiB) is written once beside the run folders.")
         write(args, pairs, sha, load, rows, notes)
 
 
+TABLE_HEAD = ("| pair | LoopLab | peer | LoopLab speed-up | LoopLab return | peer return | measured |\n"
+              "|---|---|---|---|---|---|---|\n")
+
+
+def pair_of(line: str) -> str:
+    """The pair a table row (`| ppo: ...`) or a note (`- ppo: ...`) belongs to."""
+    return line[2:].split(":", 1)[0].strip()
+
+
 def write(args: argparse.Namespace, pairs: list[str], sha: str, load: float, rows: list[str], notes: list[str]) -> None:
-    """bench/RESULTS.md with the pairs done so far (written after each pair: a long run keeps what it measured)."""
-    header = (f"# LoopLab's speed, side by side with its peers\n\n`python bench/vs_sb3.py --pairs {','.join(pairs)} --repeats "
-              f"{args.repeats} --scale {args.scale}` at git {sha}, {time.strftime('%Y-%m-%d')}, "
-              f"{os.cpu_count()} cores, load average {load:.1f} at the start. Whole processes, alternating, one "
-              "torch thread each; seconds as median (min–max) over the repeats; the speed-up is SB3's time over "
-              "LoopLab's, pair by pair (median, min–max); returns are the mean of the last 100 episodes, "
-              "averaged over the repeats. What each speed lever gave, measured before and after: "
-              "[LEVERS.md](LEVERS.md).\n\n"
+    """bench/RESULTS.md with the pairs done so far (written after each pair: a long run keeps what it measured).
+    Rows and notes of pairs this invocation does not run are kept from the file as they were; each row says
+    the commit, date and options it was measured with."""
+    out = Path(args.out)
+    old = out.read_text().splitlines() if out.exists() else []
+    measured = (f"git {sha}, {time.strftime('%Y-%m-%d')}, --repeats {args.repeats} --scale {args.scale}, "
+                f"load {load:.1f}")
+    table = [r + f" {measured} |" for r in rows]
+    table += [line for line in old if line.startswith("| ") and not line.startswith("| pair |")
+              and line.count("|") == TABLE_HEAD.splitlines()[0].count("|") and pair_of(line) not in pairs]
+    kept_notes = [line for line in old if line.startswith("- ") and pair_of(line) in FRAMES and pair_of(line) not in pairs]
+    order = list(FRAMES)
+    table.sort(key=lambda r: order.index(pair_of(r)) if pair_of(r) in order else len(order))
+    all_notes = sorted(notes + kept_notes, key=lambda n: order.index(pair_of(n)))
+    header = ("# LoopLab's speed, side by side with its peers\n\n"
+              "`make bench` (`python bench/vs_sb3.py --pairs PAIRS --repeats R --scale S`); each row says the commit, "
+              f"date, options and load average it was measured at, on {os.cpu_count()} cores. Whole processes, "
+              "alternating, one torch thread each; figures are the median (min–max) over the repeats; the speed-up "
+              "is the peer's time over LoopLab's (or LoopLab's frames per second over the peer's), pair by pair; "
+              "returns are the mean of the last 100 episodes, averaged over the repeats. What each speed lever "
+              "gave, measured before and after: [LEVERS.md](LEVERS.md).\n\n"
               "The peer is Stable-Baselines3 unless the row names another; `slm` rows set LoopLab's frames per second "
-              "against SLM Lab's as recorded on this machine (SLM Lab is not installable here to run beside it).\n\n"
-              "| pair | LoopLab | peer | LoopLab speed-up | LoopLab return | peer return |\n"
-              "|---|---|---|---|---|---|\n")
-    text = header + "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
-    Path(args.out).write_text(text)
+              "against SLM Lab's as recorded on this machine (SLM Lab is not installable here to run beside it).\n\n")
+    text = header + TABLE_HEAD + "\n".join(table) + "\n" + ("\n" + "\n".join(all_notes) + "\n" if all_notes else "")
+    io_write(out, text)
     print(text, flush=True)
+
+
+def io_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
