@@ -2,7 +2,8 @@
 
 The loop: act -> env.step -> agent.update (memory.add, train) -> clock.tick -> log checkpoint.
 At each log checkpoint a row goes to the session dataframe; every `meta.checkpoint_frequency` frames (by default
-each log checkpoint), and when the session stops or ends, the resume checkpoint and the weights files are written.
+at the first log checkpoint and then about once a minute, CHECKPOINT_SECONDS), and when the session stops or
+ends, the resume checkpoint and the weights files are written.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from looplab.experiment.seeds import seed_everything
 from looplab.experiment.stop import STOP, install_stop_handlers
 from looplab.runfolder import RunPaths
 from looplab.spec.schema import Spec
+
+# Without `meta.checkpoint_frequency`, a session writes its resume checkpoint at its first log checkpoint,
+# then at the first log checkpoint this many seconds (session wall time) after the last one, and at its end:
+# a crash loses at most about this much work, and a fast session (thousands of frames per second, a log
+# checkpoint every 500 frames) does not spend a third of its time writing checkpoints.
+CHECKPOINT_SECONDS = 60.0
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
            "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
@@ -69,14 +76,15 @@ class Session:
         if hogwild is not None:
             self.max_frame = min(self.max_frame, hogwild.max_frame)
         self.ckpt_path = paths.checkpoint(trial, session)
-        self.checkpoint_frequency = spec.meta.checkpoint_frequency or self.log_frequency
+        self.checkpoint_frequency = spec.meta.checkpoint_frequency  # frames; None: by wall time
+        self.last_checkpoint_t: float | None = None  # the clock's wall_t at the last checkpoint written
         self.replay_store = ReplayStore(paths.replay_dir(trial, session)) if (
             self.agent.memory.incremental) else None
         self.interrupted = False
         self.fault = faults.SelfSignal(self.prename)  # a test's LOOPLAB_SIGNAL_AT
         self.evaluator = Evaluator(spec, paths, trial, session, seed) if spec.meta.rigorous_eval else None
         self._resume_obs = self.load_checkpoint() if resume and self.ckpt_path.exists() else None
-        self.next_checkpoint = (self.clock.frame // self.checkpoint_frequency + 1) * self.checkpoint_frequency
+        self.next_checkpoint = self.after(self.clock.frame)
         self.board = open_board(paths, trial, session, spec)
         # the actions since the board's last histograms
         self.actions: list[np.ndarray] | None = [] if self.board and self.board.histogram_frequency else None
@@ -160,7 +168,7 @@ class Session:
             self.best = copy.deepcopy({"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
                                        "optims": {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()},
                                        "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
-        if clock.frame >= self.next_checkpoint or clock.frame >= self.max_frame:
+        if self.checkpoint_due():
             self.save_checkpoint(state)
         log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,
                  clock.frame, self.max_frame, row["fps"], total_reward, row["total_reward_ma"], row["loss"],
@@ -169,6 +177,19 @@ class Session:
             self.progress({"session": self.index, "frame": clock.frame, "max_frame": self.max_frame,
                            "fps": row["fps"], "total_reward": total_reward, "total_reward_ma": ma,
                            "wall_t": wall_t})
+
+    def after(self, frame: int) -> int:
+        """The frame of the next checkpoint by `meta.checkpoint_frequency` (without it: never by frames)."""
+        f = self.checkpoint_frequency
+        return (frame // f + 1) * f if f else self.max_frame
+
+    def checkpoint_due(self) -> bool:
+        """At a log checkpoint: whether to write the resume checkpoint now (see CHECKPOINT_SECONDS)."""
+        frame = self.clock.frame
+        if frame >= self.max_frame or (self.checkpoint_frequency and frame >= self.next_checkpoint):
+            return True
+        return not self.checkpoint_frequency and (
+            self.last_checkpoint_t is None or self.clock.wall_t - self.last_checkpoint_t >= CHECKPOINT_SECONDS)
 
     def dataframe(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows)
@@ -208,7 +229,8 @@ class Session:
         })
         if store is not None:
             store.prune()
-        self.next_checkpoint = (self.clock.frame // self.checkpoint_frequency + 1) * self.checkpoint_frequency
+        self.next_checkpoint = self.after(self.clock.frame)
+        self.last_checkpoint_t = self.clock.wall_t
 
     def load_checkpoint(self) -> np.ndarray | None:
         """Restore the last checkpoint; returns the observation to act on next, or None for a checkpoint

@@ -104,7 +104,8 @@ class MetaSpec(Strict):
     max_trial: PositiveCount | None = 1
     distributed: bool | str = False
     log_frequency: PositiveCount = 10000
-    checkpoint_frequency: PositiveCount | None = None  # frames between full session checkpoints; None: log_frequency
+    checkpoint_frequency: PositiveCount | None = None  # frames between full session checkpoints; None: by time
+    # (the first log checkpoint, then one at least a minute after the last: session.CHECKPOINT_SECONDS)
     eval_frequency: PositiveCount = 10000
     rigorous_eval: Count | bool = 0
     search_resources: dict[str, float] | None = None

@@ -27,7 +27,8 @@ from tests.experiment.test_processes import MARK, marked, state
 PPO = str(SLM_SPECS / "benchmark/ppo/ppo_cartpole.json")
 SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set", "meta.max_session=1",
         "--set", "meta.random_seed=3", "--set", "meta.tensorboard=false", "--set", "env.num_envs=2",
-        "--set", "agent.algorithm.time_horizon=32", "--set", "agent.algorithm.training_epoch=2"]
+        "--set", "agent.algorithm.time_horizon=32", "--set", "agent.algorithm.training_epoch=2",
+        "--set", "meta.checkpoint_frequency=100"]  # a resume checkpoint at every log checkpoint
 SECRET = "hf_do_not_write_me_0123456789"
 
 
@@ -376,3 +377,39 @@ def test_weights_are_written_with_checkpoints_and_the_best_ones_are_those_of_the
     for k, v in at_log[best_frame].items():
         assert torch.equal(best["nets"]["net"][k], v)
         assert torch.equal(io.torch_load(session.paths.weights(0, 0, "net", True))[k], v)
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(1e9, [100, 800]), (0.0, list(range(100, 900, 100)))])
+def test_without_checkpoint_frequency_checkpoints_go_by_wall_time(seconds, expected, reference, tmp_path,
+                                                                    monkeypatch):
+    """The default cadence: the first log checkpoint, then the first one CHECKPOINT_SECONDS after the last
+    checkpoint, and the end; the run is the same whatever the cadence."""
+    from looplab.experiment import evaluation
+    from looplab.experiment import session as session_mod
+    from looplab.experiment.run import prepare
+    from looplab.experiment.seeds import session_seed
+    from looplab.experiment.session import Session
+    from looplab.runfolder import RunPaths
+
+    sets = [s for s in SETS if s != "--set" and not s.startswith("meta.checkpoint_frequency")]
+    _, spec, _ = prepare(PPO, "ppo_cartpole", None, sets)
+    assert spec.meta.checkpoint_frequency is None
+    monkeypatch.setattr(session_mod, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(evaluation, "session_graphs", lambda *a, **k: [])
+    monkeypatch.setattr(session_mod, "CHECKPOINT_SECONDS", seconds)
+    torch.set_num_threads(1)
+    session = Session(spec, RunPaths.create(tmp_path, spec.name), 0, 0, session_seed(3, 0, 0), "train")
+    frames: list[int] = []
+    real_save = checkpoint.save
+
+    def save(path, obj):
+        if Path(path) == session.ckpt_path:
+            frames.append(session.clock.frame)
+        real_save(path, obj)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    session.run()
+    assert frames == expected
+    df = pd.read_csv(session.paths.session_df(0, 0)).drop(columns=["wall_t", "fps"])
+    assert len(df) == 8
+    pd.testing.assert_frame_equal(df, session_df(reference), check_exact=True)  # made checkpointing every 100
