@@ -31,6 +31,12 @@ def trial_args(frames: int, log_frequency: int) -> list[str]:
     return ["run", A2C, NAME, "train", *[a for s in sets for a in ("--set", s)], "-q"]
 
 
+def kill_args() -> list[str]:
+    """The trial whose worker node is killed: long enough that a session is seen mid-run (its rows reach the
+    driver) before it ends, with a resume checkpoint at every log checkpoint."""
+    return [*trial_args(32000, 1000), "--set", "meta.checkpoint_frequency=1000"]
+
+
 def session_dfs(run: Path) -> list[pd.DataFrame]:
     return [pd.read_csv(run / "info" / f"{NAME}_t0_s{s}_session_df_train.csv").drop(columns=TIME_COLUMNS)
             for s in range(SESSIONS)]
@@ -152,14 +158,14 @@ def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path)
 
 @pytest.mark.slow
 def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
-    args = trial_args(16000, 1000)
+    args = kill_args()
     data = tmp_path / "cluster"
     proc = _run_and_kill_a_worker_node(cluster, args, data)
     out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err[-3000:]
     run = only_run(data)
     for df in session_dfs(run):
-        assert df["frame"].iloc[-1] == 16000
+        assert df["frame"].iloc[-1] == 32000
     log = (run / "log" / f"{NAME}.log").read_text()
     assert "was lost with its node and runs again" in log
     local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
@@ -232,7 +238,7 @@ def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(clu
 
 @pytest.mark.slow
 def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
-    args = [*trial_args(16000, 1000), *SEND]
+    args = [*kill_args(), *SEND]
     data = tmp_path / "cluster"
     proc = _run_and_kill_a_worker_node(cluster, args, data)
     out, err = proc.communicate(timeout=TIMEOUT)
@@ -247,6 +253,6 @@ def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_
             assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0
         for a in attempts[:-1]:  # the folder the dead node left (on a real cluster it went with the node)
             shutil.rmtree(Path(a["run_folder"]).parent, ignore_errors=True)
-    local = run_cli(*trial_args(16000, 1000), data_dir=tmp_path / "local", timeout=TIMEOUT)
+    local = run_cli(*kill_args(), data_dir=tmp_path / "local", timeout=TIMEOUT)
     assert local.returncode == 0, local.stderr[-2000:]
     assert_same_sessions(run, only_run(tmp_path / "local"))
