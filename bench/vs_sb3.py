@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from looplab import io  # noqa: E402
 from looplab.analysis.graphs import read_session_df  # noqa: E402
 
 SPECS = ROOT / "bench" / "specs.json"
@@ -285,14 +286,8 @@ def write(args: argparse.Namespace, pairs: list[str], sha: str, load: float, row
               "The peer is Stable-Baselines3 unless the row names another; `slm` rows set LoopLab's frames per second "
               "against SLM Lab's as recorded on this machine (SLM Lab is not installable here to run beside it).\n\n")
     text = header + TABLE_HEAD + "\n".join(table) + "\n" + ("\n" + "\n".join(all_notes) + "\n" if all_notes else "")
-    io_write(out, text)
+    io.write_text(out, text)
     print(text, flush=True)
-
-
-def io_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
