@@ -88,9 +88,7 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
         out[k] = _num(trial.get(k))
     out["eval_total_reward_ma"] = _num(io.read_json_object(paths.trial_info_metrics(0, "eval", scalar=True))
                                        .get("total_reward_ma"))
-    fps = [df["fps"].iloc[-1] for df in _session_dfs(root, name) if len(df) and "fps" in df]
-    fps = [f for f in fps if _num(f) is not None]
-    out["fps"] = float(sum(fps) / len(fps)) if fps else None
+    out["fps"] = _finished_sessions_fps(_session_dfs(root, name), out["frames"])
     ma = out["total_reward_ma"]
     if out["status"] == "finished" and ma is not None:
         out["beats_reference"] = None if row.reference is None else bool(ma >= row.reference)
@@ -100,6 +98,17 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
 
 def _session_dfs(root: Path, name: str) -> list[pd.DataFrame]:
     return graphs.trial_session_dfs(RunPaths(root, name), 0)
+
+
+def _finished_sessions_fps(dfs: list[pd.DataFrame], frames: Any) -> float | None:
+    """The mean over sessions of a session's fps at its last log checkpoint, counting only the sessions
+    that reached the row's frame budget: a session that has just started (or resumed) logs the speed
+    of its first frames, before training starts, which says nothing of the row's speed."""
+    budget = _num(frames)
+    fps = [_num(df["fps"].iloc[-1]) for df in dfs
+           if len(df) and "fps" in df and "frame" in df and budget is not None and df["frame"].iloc[-1] >= budget]
+    fps = [f for f in fps if f is not None]
+    return float(sum(fps) / len(fps)) if fps else None
 
 
 # ---- markdown --------------------------------------------------------------------------------------
@@ -173,7 +182,7 @@ def section_markdown(suite: Suite, records: list[dict], command: str, graph_link
         "sessions' final MA and 95% CI its stratified bootstrap interval. Eval mean is the same MA of the greedy "
         "evaluation episodes (`meta.rigorous_eval`), where the spec asks for them. vs ref: "
         f"{PASS} when MA ≥ the reference MA; vs target: {PASS} when MA > the env's target. FPS: frames per second "
-        "of a session, the mean over sessions; wall time: the whole trial's.",
+        "of a session at its end, the mean over the sessions that reached the row's frames; wall time: the whole trial's.",
         "",
         table_markdown(records),
     ]

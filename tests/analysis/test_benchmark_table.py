@@ -81,3 +81,23 @@ def test_a_record_reads_its_run_folder_eval_mean_included(tmp_path):
     r = table.record(suite(), row, {"run": "ppo_2026", "status": "interrupted"}, tmp_path)
     assert r["total_reward_ma"] == 450.0 and r["beats_reference"] is None  # judged only when finished
     assert table.record(suite(), row, None, tmp_path)["status"] == "pending"
+
+
+def test_a_rows_fps_counts_only_the_sessions_that_reached_its_frames(tmp_path):
+    import pandas as pd
+
+    from looplab import io
+
+    run = tmp_path / "ppo_2026"
+    (run / "info").mkdir(parents=True)
+    io.write_json(run / "run.json", {"spec_name": "ppo", "status": "interrupted"})
+    io.write_json(run / "ppo_spec.json", {"env": {"max_frame": 1000}, "meta": {"max_session": 3}})
+    # two sessions ran their 1000 frames; the third has just started, at the speed of its first frames
+    for s, (last, fps) in enumerate(((1000, 100.0), (1000, 300.0), (500, 6000.0))):
+        pd.DataFrame({"frame": [500, last], "total_reward": [1.0, 2.0], "fps": [1.0, fps]}).to_csv(
+            run / "info" / f"ppo_t0_s{s}_session_df_train.csv", index=False)
+    entry = {"run": "ppo_2026", "status": "interrupted"}
+    assert table.record(suite(), suite().rows[0], entry, tmp_path)["fps"] == 200.0
+    for s in (0, 1):
+        (run / "info" / f"ppo_t0_s{s}_session_df_train.csv").unlink()
+    assert table.record(suite(), suite().rows[0], entry, tmp_path)["fps"] is None  # none has finished
