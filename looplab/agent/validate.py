@@ -11,7 +11,7 @@ from looplab.agent.memory import MEMORIES
 from looplab.agent.net import NETS
 from looplab.env.make import check_env_id, probe_env
 from looplab.errors import SpecError
-from looplab.spec.schema import Spec, validate_model, warn_numeric_strings
+from looplab.spec.schema import Spec, spec_warning, validate_model, warn_numeric_strings
 
 
 def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = None, check_env: bool = True) -> Spec:
@@ -30,9 +30,14 @@ def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = No
         spec.algorithm = validate_model(algo_cls.Config, agent.algorithm, "agent.algorithm")
         mem_cls = MEMORIES.get(agent.memory.get("name"))
         spec.memory = validate_model(mem_cls.Config, agent.memory, "agent.memory")
-        if agent.net is not None:
+        if agent.net is not None and not (agent.net == {} and not algo_cls.needs_net):  # Random's `net: {}`
+            if "type" not in agent.net:
+                raise SpecError("required key is missing", path="agent.net.type")
             net_cls = NETS.get(agent.net.get("type"))
             spec.net = validate_model(net_cls.Config, agent.net, "agent.net")
+            if spec.net.update_type == "polyak" and spec.net.polyak_coef == 0.0:
+                spec_warning(file, spec_name, "agent.net.polyak_coef",
+                             "0 (or absent, SLM Lab's default): the target net keeps its initial weights")
         if agent.critic_net is not None:
             crit_cls = NETS.get(agent.critic_net.get("type"), path="agent.critic_net.type")
             spec.critic_net = validate_model(crit_cls.Config, agent.critic_net, "agent.critic_net")

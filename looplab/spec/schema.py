@@ -25,7 +25,7 @@ from pydantic import (
 from looplab.errors import SpecError, did_you_mean
 
 
-def _to_count(v: Any) -> Any:
+def to_count(v: Any) -> Any:
     """Accept 1e6, 1000000.0 and '1e6' for counts (SLM Lab casts them), reject bools and fractions."""
     if isinstance(v, bool):
         raise ValueError("must be a whole number, not a boolean")
@@ -41,9 +41,9 @@ def _to_count(v: Any) -> Any:
     return v
 
 
-Count = Annotated[int, BeforeValidator(_to_count)]
-PositiveCount = Annotated[int, BeforeValidator(_to_count), Field(gt=0)]
-NonNegCount = Annotated[int, BeforeValidator(_to_count), Field(ge=0)]
+Count = Annotated[int, BeforeValidator(to_count)]
+PositiveCount = Annotated[int, BeforeValidator(to_count), Field(gt=0)]
+NonNegCount = Annotated[int, BeforeValidator(to_count), Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -244,12 +244,16 @@ def read_numeric_strings(node: Any, path: str = "") -> list[tuple[str, str, int 
     return found
 
 
+def spec_warning(file: str | None, spec_name: str | None, path: str, message: str) -> None:
+    """One warning line about a spec key: 'looplab: warning: FILE: spec 'NAME': KEY: MESSAGE'."""
+    where = ": ".join(x for x in (file, f"spec '{spec_name}'" if spec_name else None, path) if x)
+    logging.getLogger("looplab").warning(f"looplab: warning: {where}: {message}")
+
+
 def warn_numeric_strings(raw: dict, file: str | None, spec_name: str | None) -> None:
     """A number written so that the file's parser read a string (`lr: 3e-4` in YAML) is read as the number."""
     for section in NUMERIC_SECTIONS:
         if isinstance(raw.get(section), dict):
             for path, text, number in read_numeric_strings(raw[section], section):
-                where = ": ".join(x for x in (file, f"spec '{spec_name}'" if spec_name else None, path) if x)
-                logging.getLogger("looplab").warning(
-                    f"looplab: warning: {where}: the string '{text}' is read as the number {number!r} (YAML 1.1 "
-                    "reads a number like 3e-4, without a dot, as text)")
+                spec_warning(file, spec_name, path, f"the string '{text}' is read as the number {number!r} (YAML "
+                                                    "1.1 reads a number like 3e-4, without a dot, as text)")

@@ -74,6 +74,9 @@ CASES: dict[str, tuple[str | None, str]] = {
     "distributed_random.json": ("meta.distributed", "Random has no nets to train, so Hogwild cannot share any"),
     "schedule_steps_reversed.json": ("agent.algorithm.clip_eps_spec", "end_step must not be before start_step"),
     "unfilled_placeholder.json": ("env.name", "unfilled placeholder ${env}: give it with -s env=VALUE"),
+    "fractional_replace_frequency.json": ("agent.net.update_frequency", "whole number, got 0.9"),
+    "polyak_coef_out_of_range.json": ("agent.net.polyak_coef", "must be in [0, 1]"),
+    "net_without_type.json": ("agent.net.type", "required key is missing"),
 }
 
 

@@ -19,13 +19,17 @@ from looplab.agent.memory.replay import ReplayConfig
 from looplab.spec.schema import PositiveCount
 
 
-class OnPolicyBatchReplayConfig(MemoryConfig):
-    """The on-policy batch; SIL's second memory is configured alongside (`sil_replay_name` ...)."""
+class SILMemoryKeys(MemoryConfig):
+    """SIL's second memory, configured alongside the on-policy one (`sil_replay_name`, `batch_size`, ...)."""
 
     sil_replay_name: str | None = None
     batch_size: PositiveCount | None = None
     max_size: PositiveCount | None = None
     use_cer: bool = False
+
+
+class OnPolicyBatchReplayConfig(SILMemoryKeys):
+    """The on-policy batch of the last T vector steps."""
 
 
 @MEMORIES.register("OnPolicyBatchReplay")
@@ -97,8 +101,8 @@ class OnPolicyBatchReplay(Memory):
         self.head = n
 
 
-class OnPolicyReplayConfig(MemoryConfig):
-    pass
+class OnPolicyReplayConfig(SILMemoryKeys):
+    """Whole episodes."""
 
 
 @MEMORIES.register("OnPolicyReplay")

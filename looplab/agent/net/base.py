@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
-from pydantic import field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 from torch import nn
 
 from looplab.agent.net.optim import (
@@ -20,7 +20,7 @@ from looplab.agent.net.optim import (
 )
 from looplab.errors import did_you_mean
 from looplab.registry import Registry
-from looplab.spec.schema import ClassSpec, PositiveCount, Strict
+from looplab.spec.schema import ClassSpec, Strict, to_count
 
 ROLE_KEYS = ("optim_spec", "lr_scheduler_spec", "loss_spec", "clip_grad_val", "init_std", "hid_layers",
              "hid_layers_activation", "arc", "out_layer_activation")
@@ -73,8 +73,10 @@ class NetConfig(Strict):
     critic_loss_spec: ClassSpec | None = None
     use_same_optim: bool = False
     update_type: Literal["replace", "polyak"] | None = None
-    update_frequency: PositiveCount | None = None
-    polyak_coef: float | None = None
+    # frames between target-net copies (`replace`); SLM Lab does not read it with `polyak` (updates after every
+    # training step), so there any number is accepted and left unused, as its spec files sometimes write one
+    update_frequency: int | float | None = None
+    polyak_coef: float | None = None  # target <- coef * net + (1 - coef) * target; 0: the target never moves
     gpu: bool | str | None = "auto"
     cuda_id: int | None = None
 
@@ -122,11 +124,21 @@ class NetConfig(Strict):
             raise ValueError("must be auto, true or false")
         return v
 
+    @field_validator("update_frequency", mode="before")
+    @classmethod
+    def _update_frequency(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or info.data.get("update_type") == "polyak":
+            return v
+        n = to_count(v)
+        if n <= 0:
+            raise ValueError("must be greater than 0")
+        return n
+
     @field_validator("polyak_coef")
     @classmethod
     def _polyak(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 < v <= 1.0:
-            raise ValueError("must be in (0, 1]")
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError("must be in [0, 1]")
         return v
 
     @model_validator(mode="after")
@@ -134,7 +146,7 @@ class NetConfig(Strict):
         if self.update_type == "replace" and self.update_frequency is None:
             raise ValueError("update_type 'replace' needs update_frequency")
         if self.update_type == "polyak" and self.polyak_coef is None:
-            raise ValueError("update_type 'polyak' needs polyak_coef")
+            self.polyak_coef = 0.0  # SLM Lab's default: the target net keeps its initial weights
         return self
 
     def for_role(self, role: str | None) -> NetConfig:
