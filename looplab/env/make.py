@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -64,9 +65,29 @@ def check_env_id(env_id: str) -> None:
                          "only (SLM Lab's playground specs run here with e.g. -s env=HalfCheetah-v5)")
     _register_families(env_id)
     try:
-        gym.spec(env_id)
+        entry = str(gym.spec(env_id).entry_point)
     except gym.error.Error as e:
+        if _is_legacy_atari(env_id):
+            raise ValueError(_legacy_atari_message(env_id)) from None
         raise ValueError(f"unknown Gymnasium env id '{env_id}': {str(e).splitlines()[0]}") from None
+    if "ale_py" in entry and not is_atari(env_id):  # known here only once an ALE/ id registered ale-py's envs
+        raise ValueError(_legacy_atari_message(env_id))
+
+
+def _is_legacy_atari(env_id: str) -> bool:
+    """An id of ale-py's pre-v5 Atari envs (Pong-v0, PongNoFrameskip-v4, ...): known once ale-py registers."""
+    try:
+        import ale_py
+    except ImportError:
+        return False
+    gym.register_envs(ale_py)
+    return "ale_py" in str(getattr(gym.registry.get(env_id), "entry_point", ""))
+
+
+def _legacy_atari_message(env_id: str) -> str:
+    game = re.sub(r"(NoFrameskip|Deterministic)?-v\d+$", "", env_id)
+    return (f"'{env_id}' is one of ale-py's legacy Atari ids (raw RGB frames, no vector env); LoopLab runs Atari as "
+            f"ALE/...-v5 with its preprocessing: --set env.name=ALE/{game}-v5")
 
 
 def env_kwargs(spec: EnvSpec) -> dict:

@@ -11,12 +11,18 @@ from tests.conftest import SLM_SPECS, placeholder_values
 
 # what cannot run here, by spec file (or `file:spec-name prefix`), and the line that says so
 SAC_GUMBEL = "discrete SoftActorCritic needs action_pdtype Categorical"  # SLM Lab v4's GumbelSoftmax SAC
+LEGACY_ATARI = "'VideoPinball-v0' is one of ale-py's legacy Atari ids"
 CANNOT_RUN = {
     "benchmark/async_sac/async_sac_halfcheetah_pybullet.json": "unknown Gymnasium env id 'HalfCheetahBulletEnv-v0'",
     "benchmark/async_sac/async_sac_atari.json": SAC_GUMBEL,
     "benchmark/async_sac/async_sac_lunar.json": SAC_GUMBEL,
     "benchmark/async_sac/async_sac_pong.json": SAC_GUMBEL,
     "benchmark/async_sac/async_sac_qbert.json": SAC_GUMBEL,
+    # legacy Atari ids; with num_envs 16, SLM Lab v5 asks ale-py for a vector env these ids do not have
+    "benchmark/a2c/a2c_videopinball.json": LEGACY_ATARI,
+    "benchmark/a3c/a3c_videopinball.json": LEGACY_ATARI,
+    "benchmark/dqn/ddqn_videopinball.json": LEGACY_ATARI,
+    "benchmark/dqn/dqn_videopinball.json": LEGACY_ATARI,
     # SLM Lab v5.3.0 has no HydraDQN (a v4 algorithm); these PPO and SIL specs lack keys its algorithms read,
     # so SLM Lab stops on them too
     "experimental/misc/hydra_dqn.json": "unknown algorithm 'HydraDQN'",
@@ -96,3 +102,18 @@ def test_playground_specs_train_on_gymnasium_mujoco(name: str):
         assert spec.net.lr_scheduler_spec.name == "LinearToMin" and agent.optimizers["net"].lr < lr0
     else:
         assert spec.algorithm.action_pdtype == "NormalTanh" and spec.env.reward_scale == 10.0
+
+
+@pytest.mark.parametrize("register_ale_first", [False, True])
+def test_a_legacy_atari_id_is_one_clear_error_whatever_was_registered_before(register_ale_first):
+    """Once an ALE/ id registered ale-py's envs in the process, the legacy ids are known to Gymnasium too: the
+    answer must not depend on what the process made before."""
+    if register_ale_first:
+        import ale_py
+        import gymnasium as gym
+
+        gym.register_envs(ale_py)
+    with pytest.raises(SpecError) as err:
+        prepare("slm_lab/benchmark/dqn/dqn_videopinball.json", "dqn_videopinball", None, None)
+    assert str(err.value).endswith("LoopLab runs Atari as ALE/...-v5 with its preprocessing: --set "
+                                   "env.name=ALE/VideoPinball-v5") and err.value.path == "env.name"
