@@ -73,8 +73,8 @@ class NetConfig(Strict):
     critic_loss_spec: ClassSpec | None = None
     use_same_optim: bool = False
     update_type: Literal["replace", "polyak"] | None = None
-    # frames between target-net copies (`replace`); SLM Lab does not read it with `polyak` (updates after every
-    # training step), so there any number is accepted and left unused, as its spec files sometimes write one
+    # frames between target-net copies (`replace`); SLM Lab does not read it with `polyak`, so there any number
+    # is accepted and left unused, as its spec files sometimes write one
     update_frequency: int | float | None = None
     polyak_coef: float | None = None  # target <- coef * net + (1 - coef) * target; 0: the target never moves
     gpu: bool | str | None = "auto"
