@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import threading
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, InvalidStateError, ProcessPoolExecutor, wait
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -91,6 +91,7 @@ class Trial:
                                                                                                         workers)}}
         # every process started here dies with this one, however it dies (and its env workers with it)
         setup = child_setup(os.getpid())
+        threading.excepthook = _quiet_stop_excepthook
         manager = SyncManager(ctx=ctx)
         manager.start(child_init, (setup,))
         with manager:
@@ -157,7 +158,23 @@ def _kill(pids: list[int]) -> None:
 
 def _pump(queue: Any, view: ProgressView) -> None:
     while True:
-        item = queue.get()
+        try:
+            item = queue.get()
+        except (EOFError, OSError):  # the manager process went with a signal to the whole process group
+            return
         if item is None:
             return
         view.update(item)
+
+
+def _quiet_stop_excepthook(args: threading.ExceptHookArgs) -> None:
+    """Threads' uncaught exceptions as usual, except one that is only the noise of a stop: when a signal to the
+    whole process group ends the session workers after the trial cancelled their futures, the executor's own
+    thread tries to fail those cancelled futures and raises InvalidStateError (CPython 3.11)."""
+    if (STOP.signum and args.exc_type is InvalidStateError
+            and type(args.thread).__name__ == "_ExecutorManagerThread"):
+        return
+    _THREAD_EXCEPTHOOK(args)
+
+
+_THREAD_EXCEPTHOOK = threading.excepthook
