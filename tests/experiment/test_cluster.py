@@ -54,13 +54,24 @@ class Cluster:
         self.temp_dir = Path("/tmp") / f"llray{secrets.token_hex(3)}"  # short: Ray's socket paths have a limit
         self.port = _free_port()
         self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **self.auth}
-        node = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
+        # a node slow to answer its health check on a loaded machine is not taken for dead; a killed one
+        # refuses the check at once and is found dead after the usual 5 checks
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_health_check_timeout_ms": "120000",
+                    **self.auth}
+        self.node_args = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+                          "--disable-usage-stats"]
         self.nodes = [start_node(["--head", "--port", str(self.port), "--include-dashboard", "false",
-                                  "--temp-dir", str(self.temp_dir), *node], self.env)]
+                                  "--temp-dir", str(self.temp_dir), *self.node_args], self.env)]
         wait_for_raylets(self.temp_dir, 1)
-        self.workers = [start_node(["--address", self.address, *node], self.env) for _ in range(2)]
-        self.nodes += self.workers
+        self.workers: list = []
+        self.start_workers()
+
+    def start_workers(self) -> None:
+        """Two live worker nodes: those a test killed are started again."""
+        self.workers = [w for w in self.workers if w.poll() is None]
+        while len(self.workers) < 2:
+            self.workers.append(start_node(["--address", self.address, *self.node_args], self.env))
+            self.nodes.append(self.workers[-1])
         wait_for_raylets(self.temp_dir, 3)
 
     @property
@@ -180,24 +191,31 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
 
     from tests.conftest import ROOT
 
+    cluster.start_workers()  # an earlier test of the module may have killed one
     cmd = [sys.executable, "-m", "looplab.cli", *args, "--ray-address", cluster.address, "--data-dir", str(data)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0", **cluster.auth},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     nodes = {w.pid for w in cluster.workers}
+    seen: dict[str, tuple[int, int | None, int]] = {}  # session -> (pid, its worker node, rows)
     deadline = time.time() + TIMEOUT
     while time.time() < deadline and proc.poll() is None:
         for attempts in data.glob("*/info/*_attempts.json"):
             session = attempts.name.split("_t0_s")[1].split("_")[0]
             df = attempts.parent / f"{NAME}_t0_s{session}_session_df_train.csv"
-            if not df.exists() or len(df.read_text().splitlines()) < 3:
-                continue
-            node = _ancestor_in(json.loads(attempts.read_text())[-1]["pid"], nodes)
-            if node is not None:
+            pid = json.loads(attempts.read_text())[-1]["pid"]
+            node = _ancestor_in(pid, nodes)
+            rows = len(df.read_text().splitlines()) - 1 if df.exists() else 0
+            seen[session] = (pid, node, rows)
+            if node is not None and rows >= 2:
                 os.killpg(node, signal.SIGKILL)  # `ray start --block` leads its node's process group
                 return proc
         time.sleep(0.5)
     proc.kill()
-    raise AssertionError(f"no session ran on a worker node long enough to kill it: {proc.communicate()[1][-2000:]}")
+    err = proc.communicate()[1]
+    alive = [w.pid for w in cluster.workers if w.poll() is None]
+    raise AssertionError(f"no session ran on a worker node long enough to kill it; sessions seen (pid, worker "
+                         f"node, rows): {seen}; worker nodes {sorted(nodes)}, alive {alive}; exit code "
+                         f"{proc.returncode}: {err[-2000:]}")
 
 
 def _ancestor_in(pid: int, pids: set[int]) -> int | None:
