@@ -123,7 +123,7 @@ def print_summary(paths, metrics: dict) -> None:
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="suite file (YAML), or a shipped suite: slm_lab_classic, slm_lab_box2d")],
+    suite: Annotated[str, typer.Argument(help="suite file (YAML), or a shipped suite: slm_lab_classic, slm_lab_box2d, looplab_classic")],
     out: Annotated[str | None, typer.Option("--out", help="output folder (default DATA/benchmark/SUITE)")] = None,
     rows: Annotated[str | None, typer.Option("--rows", help="rows to run: names, envs or algorithms, comma-separated "
                                                             "globs or substrings")] = None,
