@@ -184,8 +184,20 @@ def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_p
     assert_same_sessions(run, only_run(tmp_path / "local"))
 
 
-def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
-    """Start the trial on the cluster; once a session on a worker node has a checkpoint, SIGKILL that node."""
+def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path, tries: int = 2):
+    """Start the trial on the cluster; once a session on a worker node has a checkpoint, SIGKILL that node.
+    Where Ray ran no session on a worker node long enough (a node it lost, a placement), the trial runs again."""
+    failures = []
+    for _ in range(tries):
+        shutil.rmtree(data, ignore_errors=True)
+        proc, failure = _try_to_kill_a_worker_node(cluster, args, data)
+        if failure is None:
+            return proc
+        failures.append(failure)
+    raise AssertionError("no session ran on a worker node long enough to kill it: " + " | ".join(failures))
+
+
+def _try_to_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
     import subprocess
     import sys
 
@@ -208,14 +220,13 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
             seen[session] = (pid, node, rows)
             if node is not None and rows >= 2:
                 os.killpg(node, signal.SIGKILL)  # `ray start --block` leads its node's process group
-                return proc
+                return proc, None
         time.sleep(0.5)
     proc.kill()
     err = proc.communicate()[1]
     alive = [w.pid for w in cluster.workers if w.poll() is None]
-    raise AssertionError(f"no session ran on a worker node long enough to kill it; sessions seen (pid, worker "
-                         f"node, rows): {seen}; worker nodes {sorted(nodes)}, alive {alive}; exit code "
-                         f"{proc.returncode}: {err[-2000:]}")
+    return proc, (f"sessions seen (pid, worker node, rows): {seen}; worker nodes {sorted(nodes)}, alive {alive}; "
+                  f"exit code {proc.returncode}: {err[-1000:]}")
 
 
 def _ancestor_in(pid: int, pids: set[int]) -> int | None:
