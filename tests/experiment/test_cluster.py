@@ -8,6 +8,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class Cluster:
         self.nodes = [start_node(["--head", "--port", str(self.port), "--include-dashboard", "false",
                                   "--temp-dir", str(self.temp_dir), *self.node_args], self.env)]
         wait_for_raylets(self.temp_dir, 1)
-        self.workers: list = []
+        self.workers: list[subprocess.Popen] = []
         self.start_workers()
 
     def start_workers(self) -> None:
