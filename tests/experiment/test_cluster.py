@@ -199,7 +199,6 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path, t
 
 
 def _try_to_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
-    import subprocess
     import sys
 
     from tests.conftest import ROOT
