@@ -21,7 +21,7 @@ from looplab import io
 from looplab.analysis import graphs
 from looplab.analysis.report import duration
 from looplab.errors import LoopLabError
-from looplab.runfolder import RESULT_PATTERNS, STATUS, RunPaths, graph_file, read_status
+from looplab.runfolder import RESULT_PATTERNS, RunPaths, graph_file, read_status
 from looplab.spec.suite import Suite, SuiteRow
 
 log = logging.getLogger("looplab")
@@ -42,10 +42,11 @@ ARCHIVE = "runs"
 ARCHIVED = RESULT_PATTERNS
 
 
-def archive(root: Path, out: Path, run: str) -> Path:
-    """Copy a finished row's record from its run folder into `out/runs/{run}` (atomic writes)."""
+def archive(root: Path, out: Path, run: str, patterns: tuple[str, ...] = ARCHIVED) -> Path:
+    """Copy a row's record (by default all of it, as when it finished) from its run folder into
+    `out/runs/{run}` (atomic writes)."""
     dest = out / ARCHIVE / run
-    for pattern in ARCHIVED:
+    for pattern in patterns:
         for src in sorted(root.glob(pattern)):
             if src.is_file():
                 io.atomic_write(dest / src.relative_to(root), lambda f, s=src: f.write(s.read_bytes()), binary=True)
@@ -53,7 +54,8 @@ def archive(root: Path, out: Path, run: str) -> Path:
 
 
 def archived(out: Path, run: str) -> bool:
-    return (out / ARCHIVE / run / STATUS).is_file()
+    """Whether the output folder holds the record of a finished row (not the sessions of one still going)."""
+    return read_status(out / ARCHIVE / run).get("status") == "finished"
 
 
 def run_root(data: Path, out: Path | None, run: str | None) -> Path | None:
@@ -72,7 +74,8 @@ def record(suite: Suite, row: SuiteRow, entry: dict | None, data: Path, out_dir:
     out: dict[str, Any] = dict.fromkeys(CSV_COLS)
     out.update(suite=suite.name, row=row.name, env=row.env, algorithm=row.algorithm, reference=row.reference,
                reference_source=row.source, target=row.target, status=entry.get("status", "pending"),
-               error=entry.get("error"), wall_time_s=entry.get("wall_time"), run=entry.get("run"))
+               error=entry.get("error"), wall_time_s=entry.get("wall_time"), run=entry.get("run"),
+               sessions_ended=len(entry.get("sessions_ended") or []))
     root = run_root(data, out_dir, entry.get("run"))
     if root is None:
         return out
@@ -146,6 +149,8 @@ def table_markdown(records: list[dict]) -> str:
         ci = "–" if r["total_reward_ma_ci_low"] is None else \
             f"[{_f(r['total_reward_ma_ci_low'])}, {_f(r['total_reward_ma_ci_high'])}]"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "finished" else "")
+        if r["status"] != "finished" and r.get("sessions_ended") and r["sessions"]:
+            status += f" ({r['sessions_ended']} of {r['sessions']} sessions ended)"
         cells = [r["env"], r["algorithm"], _f(r["total_reward_ma"]), _f(r["total_reward_ma_iqm"]), ci,
                  _f(r["eval_total_reward_ma"]), _f(r["reference"]), _mark(r["beats_reference"]),
                  "–" if r["target"] is None else f"> {_f(r['target'], 0)}", _mark(r["beats_target"]),

@@ -7,6 +7,11 @@ which run folder belongs to which row, so a second invocation skips finished row
 unfinished one and runs the rest. A finished row's record (specs, status, metrics, session dataframes;
 no checkpoints) is copied into `OUT/runs/`, so the output folder alone (kept in a repository, say)
 tabulates and skips its finished rows even where their run folders are gone.
+
+A row can outlive the machine it runs on. While it runs, each of its sessions that ends is copied into
+`OUT/runs/` too; where the row's run folder is gone, the next invocation (on the row's code) puts that
+record back into the data folder and resumes: the sessions that ended are kept, the others run again
+from their start, with the same seeds, so the row ends as it would have without the stop.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -28,13 +35,16 @@ from looplab.analysis import benchmark as table
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.resume import code_shas, resume_trial
 from looplab.experiment.run import execute, prepare, redacted_command, start_trial
-from looplab.runfolder import RunPaths, alive, data_dir, read_status
+from looplab.experiment.session import finished_earlier
+from looplab.runfolder import SPEC_SUFFIX, STATUS, SUBDIRS, RunPaths, alive, data_dir, read_status
 from looplab.spec.schema import Spec
 from looplab.spec.suite import Suite, SuiteRow, load_suite
 
 log = logging.getLogger("looplab.benchmark")
 STATE_FILE = "benchmark_state.json"
 DONE = ("finished", "failed")
+# how often a running row's ended sessions are copied into the output folder (SessionArchiver)
+ARCHIVE_SECONDS = 60.0
 
 
 @dataclass
@@ -76,6 +86,7 @@ class State:
             doc["data_dir"] = self.doc["data_dir"]
             self.doc.update(doc)
         self.rows: dict[str, dict] = self.doc["rows"]
+        self.guard = threading.Lock()  # the row's SessionArchiver saves from its own thread
 
     def lock(self) -> None:
         pid = self.doc.get("pid")
@@ -89,7 +100,8 @@ class State:
         self.save()
 
     def save(self) -> None:
-        io.write_json(self.path, self.doc)
+        with self.guard:
+            io.write_json(self.path, self.doc)
 
 
 def select(rows: list[SuiteRow], pattern: str | None, file: str) -> list[int]:
@@ -166,6 +178,8 @@ class Benchmark:
         root = self.data / entry["run"] if entry.get("run") else None
         if entry.get("status") == "finished" and entry.get("run") and table.archived(self.out, entry["run"]):
             return "skip", root  # its record is kept in the output folder, with or without the run folder
+        if root is not None and not root.is_dir() and entry.get("status") != "failed":
+            self.restore(entry, root)
         if root is None or not root.is_dir():
             return "start", None
         run_status = read_status(root).get("status")
@@ -185,9 +199,28 @@ class Benchmark:
         if made_by and "unknown" not in (made_by, current) and made_by != current:
             # a row's sessions all run on one code; its unfinished folder stays where it is
             self.say(f"{p.row.name}: {entry['run']} was made at git {made_by[:8]}, this is {current[:8]}; "
-                     f"the row starts again")
+                     f"the row starts again (to continue it instead, run this from a checkout of {made_by[:8]})")
             return "start", None
         return "resume", root
+
+    def restore(self, entry: dict, root: Path) -> None:
+        """Put a row's record from the output folder (its sessions that ended, copied while it ran) back as its
+        run folder, to be resumed; nothing if the output folder holds no such record."""
+        src = self.out / table.ARCHIVE / entry["run"]
+        if not any(src.glob(f"*{SPEC_SUFFIX}")):
+            return
+        tmp = root.with_name(f".{root.name}.restoring")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        for sub in SUBDIRS:
+            (tmp / sub).mkdir(exist_ok=True)
+        status = read_status(tmp)
+        io.write_json(tmp / STATUS, {**status, "status": "interrupted", "pid": None})
+        tmp.rename(root)
+        if entry.get("segment_started") is not None:  # the stopped segment's time ends at its last sign of life
+            self.close_segment(entry, None, end=entry.get("last_seen") or entry["segment_started"])
+        self.say(f"{entry['run']}: its run folder is gone; {len(entry.get('sessions_ended') or [])} session(s) that "
+                 f"ended are put back from {src}, the others run again")
 
     def close_segment(self, entry: dict, status: str | None, error: str | None = None,
                       end: float | None = None) -> None:
@@ -223,14 +256,19 @@ class Benchmark:
         assert entry is not None
         entry.update(status="running", error=None, segment_started=time.time())
         self.state.save()
+        archiver = SessionArchiver(self.state, entry, p.spec, paths, self.out)
+        archiver.start()
         try:
             execute(paths, trial)
         except KeyboardInterrupt:
+            archiver.stop()
             self.close_segment(entry, "interrupted")
             raise
         except Exception as e:  # recorded, and the suite goes on
+            archiver.stop()
             self.fail(p, entry, e)
             return
+        archiver.stop()
         self.close_segment(entry, "finished")
         table.archive(paths.root, self.out, entry["run"])
 
@@ -272,6 +310,45 @@ class Benchmark:
         if publish is not None:
             table.publish(self.suite, records, self.command, self.out, publish)
         return md
+
+
+class SessionArchiver:
+    """While a row runs, copies each of its sessions that ended (dataframes and metrics, with the run's specs
+    and status) into `OUT/runs/RUN` every ARCHIVE_SECONDS, and records them, with the time, in the state
+    file: what a new machine needs to continue the row (`Benchmark.restore`)."""
+
+    def __init__(self, state: State, entry: dict, spec: Spec, paths: RunPaths, out: Path):
+        self.state, self.entry, self.spec, self.paths, self.out = state, entry, spec, paths, out
+        self.ended: set[int] = set()
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self.loop, name="session-archiver", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.thread.join()
+        self.once()
+
+    def loop(self) -> None:
+        while not self.halt.wait(ARCHIVE_SECONDS):
+            try:
+                self.once()
+            except Exception as e:  # a copy that fails (a full disk) is tried again; the row goes on
+                log.warning("%s: ended sessions not copied to %s: %s", self.paths.root, self.out, _one_line(e))
+
+    def once(self) -> None:
+        n = self.spec.meta.max_session
+        new = [s for s in range(n) if s not in self.ended and finished_earlier(self.spec, self.paths, 0, s) is not None]
+        if new:
+            patterns = (f"*{SPEC_SUFFIX}", STATUS) + tuple(f"info/{self.paths.prename(0, s)}_*" for s in new)
+            table.archive(self.paths.root, self.out, self.paths.root.name, patterns)
+            self.ended.update(new)
+        with self.state.guard:
+            self.entry.update(sessions_ended=sorted(self.ended | set(self.entry.get("sessions_ended") or [])),
+                              last_seen=time.time())
+        self.state.save()
 
 
 def _last_write(root: Path | None, since: float | None) -> float:

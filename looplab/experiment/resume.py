@@ -20,6 +20,7 @@ from looplab.experiment.hogwild import refuse_resume
 from looplab.experiment.logs import setup_logging
 from looplab.experiment.resources import check_memory
 from looplab.experiment.run import execute, git_info, write_status
+from looplab.experiment.session import finished_earlier
 from looplab.experiment.trial import Trial
 from looplab.runfolder import RunPaths, data_dir, latest_run, run_name
 from looplab.spec.schema import Spec
@@ -73,10 +74,13 @@ def check_same_code(root: Path, raw: dict) -> None:
                            f"`git checkout {saved}` and resume again")
 
 
-def check_checkpoints(paths: RunPaths, num_sessions: int) -> None:
-    """A session past its first log checkpoint has a resume checkpoint, unless the run was pulled without one."""
+def check_checkpoints(paths: RunPaths, spec: Spec, num_sessions: int) -> None:
+    """A session past its first log checkpoint has a resume checkpoint, unless the run was pulled without one;
+    a session that ended needs none."""
     for s in range(num_sessions):
         df, ckpt = paths.session_df(0, s), paths.checkpoint(0, s)
+        if finished_earlier(spec, paths, 0, s) is not None:
+            continue
         # the checkpoint is written after each row: a second row means there was one
         if df.is_file() and not ckpt.is_file() and len(df.read_text().splitlines()) > 2:
             raise LoopLabError(f"train@{paths.root}: session {s} has logged rows but no resume checkpoint {ckpt.name} "
@@ -104,7 +108,7 @@ def resume_trial(spec_file: str, spec_name: str, target: str, data: str | None, 
     paths = RunPaths(root, name)
     memory = check_memory(spec, mode, str(paths.spec()), force)
     check_same_code(root, raw)
-    check_checkpoints(paths, 1 if mode == "dev" else spec.meta.max_session)
+    check_checkpoints(paths, spec, 1 if mode == "dev" else spec.meta.max_session)
     cluster = connect(ray_address, spec, str(paths.spec())) if ray_address else None
     setup_logging(str(paths.log_file()), console=not quiet and mode == "dev")
     log.info("resuming %s (status %s) with its saved spec %s (seed %s); %s is not re-read",

@@ -72,7 +72,7 @@ class Session:
         self.best_ma = -math.inf
         self.best: dict | None = None  # the best-MA weights not written yet
         self.log_frequency = spec.meta.log_frequency
-        self.max_frame = min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
+        self.max_frame = session_max_frame(spec)
         if hogwild is not None:
             self.max_frame = min(self.max_frame, hogwild.max_frame)
         self.ckpt_path = paths.checkpoint(trial, session)
@@ -287,9 +287,40 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+def session_max_frame(spec: Spec) -> int:
+    """The frame a session of `spec` ends at (`meta.stop_frame` cuts `env.max_frame` short)."""
+    return min(spec.env.max_frame, spec.meta.stop_frame or spec.env.max_frame)
+
+
+def finished_earlier(spec: Spec, paths: RunPaths, trial: int, session: int) -> pd.Series | None:
+    """The last row of a session that already ran to its end (its dataframe reaches its last frame and its
+    metrics are written after it), else None."""
+    df_path, scalar = paths.session_df(trial, session), paths.session_metrics(trial, session, scalar=True)
+    if not (df_path.is_file() and scalar.is_file()):
+        return None
+    try:
+        df = pd.read_csv(df_path)
+    except (OSError, ValueError):
+        return None
+    if df.empty or "frame" not in df or df["frame"].iloc[-1] < session_max_frame(spec):
+        return None
+    return df.iloc[-1]
+
+
 def run_session(spec: Spec, paths: RunPaths, trial: int, session: int, seed: int, mode: str,
                 progress: Callable[[dict], None] | None, random_baseline: float, resume: bool = False,
                 hogwild: Hogwild | None = None) -> dict:
+    last = finished_earlier(spec, paths, trial, session) if resume and hogwild is None else None
+    if last is not None:  # resuming a run leaves a session that ended as it is, checkpoint or none
+        prename = paths.prename(trial, session)
+        log.info("session %s: ended earlier at frame %d; its results are kept", prename, last["frame"])
+        if not paths.session_graph(trial, session).is_file():  # a record without its graphs (a benchmark's)
+            session_graphs(paths, trial, session)
+        if progress is not None:
+            progress({"session": session, "frame": int(last["frame"]), "max_frame": session_max_frame(spec),
+                      "fps": float(last["fps"]), "total_reward": float(last["total_reward"]),
+                      "total_reward_ma": float(last["total_reward_ma"]), "wall_t": float(last["wall_t"])})
+        return io.read_json(paths.session_metrics(trial, session, scalar=True))
     return Session(spec, paths, trial, session, seed, mode, progress, random_baseline, resume, hogwild).run()
 
 

@@ -236,3 +236,79 @@ def test_an_interrupted_row_made_by_other_code_starts_again_and_keeps_its_folder
     entry = io.read_json(state_file)["rows"]["ppo_cartpole"]
     assert entry["status"] == "finished" and entry["run"] != first.name
     assert first.is_dir() and io.read_json(first / "run.json")["status"] != "finished"
+
+
+TWO_SESSIONS = """name: pair
+rows:
+  - env: CartPole-v1
+    algorithm: A2C
+    spec_file: a2c_cartpole.json
+    spec_name: a2c_cartpole
+    frames: 2000
+    sessions: 2
+    set: {meta.log_frequency: 100, meta.tensorboard: false, meta.random_seed: 5, env.num_envs: 2}
+"""
+STEADY = ["frame", "t", "epi", "opt_step", "total_reward", "total_reward_ma", "loss"]  # no clock times
+
+
+def test_a_row_whose_machine_is_gone_continues_from_the_sessions_its_output_folder_kept(tmp_path, monkeypatch):
+    """The output folder (in a repository) keeps each session of a running row as it ends; a new machine with
+    no run folder puts them back, runs only the others, and the row ends as it would have without the stop."""
+    suite_file = tmp_path / "pair.yaml"
+    suite_file.write_text(TWO_SESSIONS)
+    out, first, second = tmp_path / "out", tmp_path / "first", tmp_path / "second"
+    monkeypatch.setattr(benchmark, "ARCHIVE_SECONDS", 0.05)
+    benchmark.run_benchmark(str(suite_file), out=str(out), data=str(first), quiet=True)
+    state_file = out / benchmark.STATE_FILE
+    entry = io.read_json(state_file)["rows"]["a2c_cartpole"]
+    assert entry["status"] == "finished" and entry["sessions_ended"] == [0, 1] and entry["last_seen"] > 0
+    run = entry["run"]
+    info = first / run / "info"
+    df = {s: info / f"a2c_cartpole_t0_s{s}_session_df_train.csv" for s in (0, 1)}
+    original = {s: df[s].read_bytes() for s in (0, 1)}
+    metrics = io.read_json(first / run / "a2c_cartpole_t0_trial_metrics_scalar.json")
+
+    # the moment the machine went: session 0 had ended, session 1 was at frame 600
+    shutil.rmtree(out / "runs" / run)
+    rows = pd.read_csv(df[1])
+    io.write_csv(df[1], rows[rows["frame"] <= 600])
+    io.write_json(first / run / "run.json", {**io.read_json(first / run / "run.json"), "status": "running"})
+    t0 = time.time() - 100
+    doc = io.read_json(state_file)
+    doc["rows"]["a2c_cartpole"] = {"run": run, "fingerprint": entry["fingerprint"], "work": entry["work"],
+                                   "started": entry["started"], "wall_time": 0.0, "status": "running",
+                                   "error": None, "segment_started": t0}
+    io.write_json(state_file, doc)
+    suite, file = benchmark.load_suite(str(suite_file))
+    planned = benchmark.plan(suite, file, [0], None, None)[0]
+    state = benchmark.State(state_file, suite, first)
+    entry = state.rows["a2c_cartpole"]
+    benchmark.SessionArchiver(state, entry, planned.spec, benchmark.RunPaths(first / run, "a2c_cartpole"), out).once()
+    kept = out / "runs" / run
+    assert sorted(p.name for p in (kept / "info").iterdir()) == [
+        "a2c_cartpole_t0_s0_session_df_train.csv", "a2c_cartpole_t0_s0_session_metrics_scalar_train.json",
+        "a2c_cartpole_t0_s0_session_metrics_train.json"]
+    assert (kept / "a2c_cartpole_spec.json").is_file() and not benchmark.table.archived(out, run)
+    doc = io.read_json(state_file)["rows"]["a2c_cartpole"]
+    assert doc["sessions_ended"] == [0] and doc["last_seen"] >= t0 + 100
+    shutil.rmtree(first)
+    record = benchmark.table.record(suite, suite.rows[0], doc, first, out)  # from the output folder alone
+    assert record["sessions"] == 2 and record["frames"] == 2000 and record["total_reward_ma"] is None
+    assert "| running (1 of 2 sessions ended) |" in benchmark.table.table_markdown([record])  # the machine is gone; the output folder is all there is
+
+    proc = run_cli("benchmark", str(suite_file), "--out", str(out), data_dir=second)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{run}: its run folder is gone; 1 session(s) that ended are put back" in proc.stderr
+    assert "resumes in" in proc.stderr
+    info = second / run / "info"
+    assert (info / df[0].name).read_bytes() == original[0]  # kept, not run again
+    logged = benchmark.RunPaths(second / run, "a2c_cartpole").log_file(0, 0).read_text()
+    assert "session a2c_cartpole_t0_s0: ended earlier at frame 2000; its results are kept" in logged
+    again = pd.read_csv(info / df[1].name)
+    pd.testing.assert_frame_equal(again[STEADY], pd.read_csv(pd.io.common.BytesIO(original[1]))[STEADY])
+    assert io.read_json(second / run / "a2c_cartpole_t0_trial_metrics_scalar.json")["total_reward_ma"] == \
+        pytest.approx(metrics["total_reward_ma"])
+    entry = io.read_json(state_file)["rows"]["a2c_cartpole"]
+    assert entry["status"] == "finished" and benchmark.table.archived(out, run)
+    assert 100 <= entry["wall_time"] < 100 + (time.time() - t0)  # the lost segment ends at its last sign of life
+    assert "| finished |" in (out / "benchmark.md").read_text()
