@@ -25,10 +25,11 @@ from looplab.experiment import session as session_mod
 from looplab.experiment.run import prepare
 from looplab.experiment.stop import STOP
 from looplab.runfolder import SUBDIRS, RunPaths
-from tests.conftest import SLM_SPECS, TEST_SPECS
+from tests.conftest import ROOT, SLM_SPECS, TEST_SPECS
 
 BENCH = SLM_SPECS / "benchmark"
 SMOKE = TEST_SPECS / "smoke_specs.json"
+LIBRARY = ROOT / "looplab" / "spec" / "library"
 TINY = ["meta.tensorboard=false", "meta.log_frequency=50"]
 # (id, spec file, spec name, overrides): tiny runs that cross several log checkpoints mid-episode
 CASES = [
@@ -44,6 +45,12 @@ CASES = [
     ("VanillaDQN", BENCH / "dqn/dqn_cartpole.json", "vanilla_dqn_boltzmann_cartpole",
      ["env.max_frame=300", "agent.algorithm.training_start_step=32", "agent.memory.batch_size=16"]),
     ("DDQN-PER", BENCH / "dqn/dqn_cartpole.json", "ddqn_per_boltzmann_cartpole", ["env.max_frame=200"]),
+    ("PPO-gSDE", BENCH / "ppo/ppo_pendulum.json", "ppo_pendulum",
+     ["env.max_frame=200", "env.num_envs=2", "agent.algorithm.time_horizon=32", "agent.algorithm.training_epoch=2",
+      "agent.algorithm.use_sde=true", "agent.net.log_std_init=-1"]),
+    ("A2C-gSDE", LIBRARY / "a2c_pendulum.json", "a2c_pendulum",
+     ["env.max_frame=300", "env.num_envs=2", "meta.log_frequency=50", "agent.algorithm.training_frequency=8",
+      "agent.algorithm.use_sde=true", "agent.algorithm.sde_sample_freq=3"]),
     ("SAC", BENCH / "sac/sac_pendulum.json", "sac_pendulum",
      ["env.max_frame=160", "agent.algorithm.training_start_step=80", "agent.memory.batch_size=32"]),
     ("A2C", BENCH / "a2c/a2c_gae_cartpole.json", None, ["env.max_frame=300"]),

@@ -84,6 +84,8 @@ class PPO(ActorCritic):
             out = self.policy_out(self.to_tensor(state))
             if self.pdtype == "Categorical":  # without building the distribution: the same draw, faster
                 action = sample_logits(out, self.rng.act) if self.training else out.argmax(-1)
+            elif self.sde is not None and self.training:
+                action = self.sde_action(out)
             else:
                 pd = self.make_pd(out, self.log_std)
                 action = sample(pd, self.rng.act) if self.training else greedy(pd)

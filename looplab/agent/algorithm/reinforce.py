@@ -19,6 +19,7 @@ from looplab.agent.math import discounted_returns
 from looplab.agent.net.base import Optimizer, build_net, init_tail
 from looplab.agent.policy import entropy, greedy, out_dim, sample_logits, select_action
 from looplab.agent.schedule import Schedule, ScheduleSpec
+from looplab.agent.sde import StateDependentNoise
 from looplab.errors import SpecError
 from looplab.spec.schema import PositiveCount, Spec
 
@@ -30,6 +31,9 @@ class PolicyGradientConfig(AlgorithmConfig):
     entropy_coef_spec: ScheduleSpec | None = None
     policy_loss_coef: float = 1.0
     training_frequency: PositiveCount | None = None
+    # generalized state-dependent exploration (looplab.agent.sde): continuous actions, Normal pdtype
+    use_sde: bool = False
+    sde_sample_freq: int = -1  # steps between noise draws within a rollout; -1: one draw per rollout
 
 
 class ReinforceConfig(PolicyGradientConfig):
@@ -38,6 +42,11 @@ class ReinforceConfig(PolicyGradientConfig):
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x
+
+
+def keep_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """A forward pre-hook keeping the layer's input (the policy layer's: the actor's features, for gSDE)."""
+    module.last_input = args[0]
 
 
 @ALGORITHMS.register("Reinforce")
@@ -53,6 +62,19 @@ class Reinforce(Algorithm):
         if cfg.training_frequency is None and getattr(cfg, "num_step_returns", None) is None \
                 and getattr(cfg, "time_horizon", None) is None:
             raise SpecError("required key is missing", path="agent.algorithm.training_frequency")
+        if cfg.use_sde:
+            if env_info is not None and env_info.action_type not in ("continuous", "multi_continuous"):
+                raise SpecError(f"state-dependent exploration needs a continuous action space; {env_info.name}'s "
+                                f"is {env_info.action_type}", path="agent.algorithm.use_sde")
+            if cfg.action_pdtype not in ("default", "Normal"):
+                raise SpecError(f"state-dependent exploration draws Normal actions; action_pdtype is "
+                                f"'{cfg.action_pdtype}'", path="agent.algorithm.action_pdtype")
+            if cfg.action_policy != "default":
+                raise SpecError(f"state-dependent exploration is the policy's own noise; action_policy is "
+                                f"'{cfg.action_policy}'", path="agent.algorithm.action_policy")
+            if cfg.sde_sample_freq == 0 or cfg.sde_sample_freq < -1:
+                raise SpecError("must be -1 (one draw per rollout) or a number of steps of at least 1",
+                                path="agent.algorithm.sde_sample_freq")
 
     def init_nets(self) -> None:
         cfg = self.config
@@ -66,7 +88,9 @@ class Reinforce(Algorithm):
         """Policy net (plus value tail or critic net when `with_critic`) and their optimizers."""
         net_cfg, info = self.spec.net, self.env_info
         self.shared = net_cfg.shared or not self.with_critic
-        learned_std = net_cfg.log_std_init is not None and info.action_type in ("continuous", "multi_continuous")
+        continuous = info.action_type in ("continuous", "multi_continuous")
+        use_sde = self.config.use_sde and continuous
+        learned_std = (net_cfg.log_std_init is not None or use_sde) and continuous
         pi_dim = out_dim(self.pdtype, info.action_dim, self.nvec, learned_std)
         # frames per train call, to convert lr-schedule frames into scheduler steps
         frames_per_update = self.training_frequency * info.num_envs
@@ -82,7 +106,15 @@ class Reinforce(Algorithm):
             self.critic = build_net(net_cfg.for_role("critic"), info.state_shape, [1]).to(self.device)
             self.net = self.actor  # actor_/critic_init_std reach the nets as init_std through for_role
         self.log_std = None
-        if learned_std:
+        self.sde: StateDependentNoise | None = None
+        self.latent: torch.Tensor | None = None  # the actor's features of the last policy_out (gSDE)
+        if use_sde:
+            tail = self.actor.tails[0]
+            self.actor.sde = self.sde = StateDependentNoise(
+                tail.in_features, info.action_dim, net_cfg.log_std_init if net_cfg.log_std_init is not None
+                else 0.0, self.config.sde_sample_freq).to(self.device)
+            tail.register_forward_pre_hook(keep_input)
+        elif learned_std:
             self.actor.log_std = torch.nn.Parameter(
                 torch.full((info.action_dim,), float(net_cfg.log_std_init), device=self.device))
             self.log_std = self.actor.log_std
@@ -102,7 +134,20 @@ class Reinforce(Algorithm):
     # ---- acting -------------------------------------------------------------------------------
     def policy_out(self, x: torch.Tensor) -> torch.Tensor:
         out = self.actor(x)
+        if self.sde is not None:
+            self.latent = self.actor.tails[0].last_input
         return out[0] if isinstance(out, list) else out
+
+    def make_pd(self, out: torch.Tensor, log_std: torch.Tensor | None = None):
+        """The action distribution of policy output `out`; with gSDE its std is that of the state's noise,
+        from the features of the same forward (policy_out)."""
+        if self.sde is not None:
+            log_std = self.sde.log_scale(self.latent)
+        return super().make_pd(out, log_std)
+
+    def sde_action(self, out: torch.Tensor) -> torch.Tensor:
+        """The policy's mean `out` plus its state-dependent noise (a new rollout begins after each update)."""
+        return out + self.sde.noise(self.latent, self.clock.opt_step, self.rng.act)
 
     def act(self, state: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -133,6 +178,8 @@ class Reinforce(Algorithm):
                 return greedy(self.make_pd(out, self.log_std))
             g = self.rng.act
             return torch.rand(out.shape[0], self.env_info.action_dim, generator=g, device=out.device) * 2 - 1
+        if self.sde is not None and self.training:
+            return self.sde_action(out)
         if not self.training:
             if policy in ("epsilon_greedy", "boltzmann"):
                 return select_action(policy, None, out, self.explore_var.end_value(), self.env_info.action_dim,
@@ -180,7 +227,9 @@ class Reinforce(Algorithm):
         return out
 
     def extra_state(self) -> dict[str, Any]:
-        return {"entropy": self.entropy}
+        return {"entropy": self.entropy, "sde": self.sde.state() if self.sde is not None else None}
 
     def load_extra_state(self, d: dict) -> None:
         self.entropy = d.get("entropy", float("nan"))
+        if self.sde is not None and d.get("sde"):
+            self.sde.load_state(d["sde"])
