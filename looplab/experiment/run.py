@@ -159,6 +159,8 @@ def start_trial(raw: dict[str, Any], spec: Spec, file: str, mode: str, data: str
     (refused before anything is made if it cannot fit in memory, unless `force`). `local`: its sessions
     run in processes of this machine (not on a Ray cluster)."""
     num_sessions = 1 if mode == "dev" else spec.meta.max_session
+    if seeds is None and spec.meta.session_seeds is not None:  # the spec's own (a saved spec's, say)
+        seeds = spec.meta.session_seeds[:num_sessions]
     if local and num_sessions > 1:
         warm_up()  # the session processes' server imports LoopLab while this one makes the run folder
     memory = check_memory(spec, mode, file, force)

@@ -143,6 +143,19 @@ class MetaSpec(Strict):
     log_prepath: str | None = None
     model_prepath: str | None = None
 
+    @field_validator("session_seeds")
+    @classmethod
+    def _session_seeds(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if v is None:
+            return v
+        if any(s < 0 or s >= 2**32 for s in v):
+            raise ValueError("every seed must be in [0, 2**32)")
+        n = info.data.get("max_session")
+        if n is not None and len(v) < n:
+            raise ValueError(f"{len(v)} seed(s) for max_session {n}: give one per session, or null to derive "
+                             f"them from random_seed")
+        return v
+
     @field_validator("distributed")
     @classmethod
     def _distributed(cls, v: Any) -> Any:

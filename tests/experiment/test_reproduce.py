@@ -100,3 +100,29 @@ def test_elsewhere_the_new_trial_ma_must_lie_in_the_original_ci():
     assert "s3" in text and "22.5" in text  # per session: original final MA, new final MA
     text, ok = compare(olds, [frame([10.0, 80.0]) for _ in range(4)], META, other)  # mean 45: outside
     assert not ok and "OUTSIDE" in text and text.endswith("outside the original's 95% CI")
+
+
+def test_a_saved_spec_run_again_runs_its_own_session_seeds(run, tmp_path):
+    """`meta.session_seeds` means what it says: the saved spec of a run, run again with `looplab run`, runs the
+    same sessions (here the second alone, by giving its seed first)."""
+    saved = io.read_json(run / "ppo_cartpole_spec.json")
+    seeds = saved["meta"]["session_seeds"]
+    spec = tmp_path / "again.json"
+    saved["meta"]["session_seeds"] = [seeds[1], seeds[0]]
+    spec.write_text(json.dumps({"ppo_cartpole": saved}))
+    data = tmp_path / "data"
+    proc = run_cli("run", str(spec), "ppo_cartpole", "train", "-q", data_dir=data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = only_run(data)
+    assert io.read_json(new / "ppo_cartpole_spec.json")["meta"]["session_seeds"] == [seeds[1], seeds[0]]
+    first, second = (pd.read_csv(r / "info" / f"ppo_cartpole_t0_s{s}_session_df_train.csv").drop(
+        columns=["wall_t", "fps"]) for r, s in ((new, 0), (run, 1)))
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_fewer_session_seeds_than_sessions_is_one_line_naming_the_key(tmp_path):
+    proc = run_cli("run", SPEC, "ppo_cartpole", "train", *SETS, "--set", "meta.session_seeds=[5]",
+                   data_dir=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "meta.session_seeds" in proc.stderr and "1 seed(s) for max_session 2" in proc.stderr
+    assert not list(tmp_path.iterdir())
