@@ -35,6 +35,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 # Session-dataframe columns drawn (when present and not all NaN), in page order, with their axis labels.
 SESSION_VARS = {"loss": "loss", "lr": "learning rate", "explore_var": "explore_var", "entropy_coef": "entropy_coef",
                 "entropy": "policy entropy", "clip_eps": "clip_eps", "alpha": "alpha (SAC temperature)",
+                "q_mean": "mean Q(s, a) of the training batches",
                 "fps": "frames per second"}
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 

@@ -44,7 +44,7 @@ from looplab.spec.schema import Spec
 CHECKPOINT_SECONDS = 60.0
 
 COLUMNS = ["frame", "t", "epi", "wall_t", "opt_step", "fps", "total_reward", "total_reward_ma", "loss", "lr",
-           "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "nonfinite"]
+           "entropy", "explore_var", "entropy_coef", "clip_eps", "alpha", "q_mean", "nonfinite"]
 log = logging.getLogger("looplab")
 if TYPE_CHECKING:
     from looplab.experiment.hogwild import Hogwild

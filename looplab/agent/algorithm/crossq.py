@@ -50,6 +50,7 @@ class CrossQ(SoftActorCritic):
         y = self.soft_target(rewards, terminateds, (q1_next.detach(), q2_next.detach()), next_pi, alpha)
         if self.discrete:
             q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
+        self.q_batches.append(q1.detach().mean())
         return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
 
     def update_policy(self, states: torch.Tensor) -> None:

@@ -87,6 +87,7 @@ class VanillaDQN(SARSA):
                 losses.append(loss.detach())
                 if hasattr(self.memory, "update_priorities"):
                     self.memory.update_priorities(batch["priority_indices"], td.abs().cpu().numpy())
+        self.end_q_batches()
         self.step_lr_schedulers()
         return float(torch.stack(losses).mean())
 
@@ -106,9 +107,10 @@ class VanillaDQN(SARSA):
             copy_weights(self.net, self.target_net)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"frames_since_replace": self.frames_since_replace}
+        return {**super().extra_state(), "frames_since_replace": self.frames_since_replace}
 
     def load_extra_state(self, d: dict) -> None:
+        super().load_extra_state(d)
         self.frames_since_replace = d.get("frames_since_replace", 0)
 
 

@@ -143,6 +143,8 @@ class SoftActorCritic(Algorithm):
             self.optimizers["alpha"] = Optimizer([self.log_alpha], alpha_cfg, fpu)
         self.updates = 0  # critic updates, for policy_delay
         self.entropy = float("nan")
+        self.q_batches: list[torch.Tensor] = []  # mean Q1(s, a) of each batch of the current training call
+        self.q_mean = float("nan")  # of the last training call (the `q_mean` column)
 
     def init_targets(self) -> None:
         self.target_q1 = copy.deepcopy(self.q1).requires_grad_(False)
@@ -248,6 +250,7 @@ class SoftActorCritic(Algorithm):
         q2 = self.q_values(self.q2, states, actions)
         if self.discrete:
             q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
+        self.q_batches.append(q1.detach().mean())
         return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
 
     def actor_loss(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,6 +303,8 @@ class SoftActorCritic(Algorithm):
             if self.updates % self.config.policy_delay == 0:
                 self.update_policy(states)
                 self.update_targets()
+        self.q_mean = float(torch.stack(self.q_batches).mean())
+        self.q_batches = []
         self.step_lr_schedulers()
         return float(torch.stack(losses).mean())
 
@@ -308,10 +313,12 @@ class SoftActorCritic(Algorithm):
         out = super().log_values()
         out["alpha"] = self.alpha
         out["entropy"] = self.entropy
+        out["q_mean"] = self.q_mean
         return out
 
     def extra_state(self) -> dict[str, Any]:
-        return {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates, "entropy": self.entropy}
+        return {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates, "entropy": self.entropy,
+                "q_mean": self.q_mean}
 
     def load_extra_state(self, d: dict) -> None:
         if "log_alpha" in d:
@@ -319,3 +326,4 @@ class SoftActorCritic(Algorithm):
                 self.log_alpha.copy_(d["log_alpha"])
         self.updates = int(d.get("updates", 0))
         self.entropy = d.get("entropy", float("nan"))
+        self.q_mean = d.get("q_mean", float("nan"))

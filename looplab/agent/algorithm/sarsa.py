@@ -7,6 +7,8 @@ next stored action belongs to a new episode) a' is drawn from the current action
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -48,6 +50,8 @@ class SARSA(Algorithm):
         self.loss_fn.reduction = "none"  # elementwise, so that importance weights can scale it
         self.optimizers["net"] = Optimizer(list(self.net.parameters()), net_cfg,
                                            self.training_frequency * info.num_envs)
+        self.q_batches: list[torch.Tensor] = []  # mean Q(s, a) of each batch of the current training call
+        self.q_mean = float("nan")  # of the last training call (the `q_mean` column)
 
     def nets(self) -> dict[str, torch.nn.Module]:
         return {"net": self.net}
@@ -67,10 +71,26 @@ class SARSA(Algorithm):
             action = self.choose(self.net(self.to_tensor(state)), self.rng.act)
         return self.to_env_action(action)
 
+    def end_q_batches(self) -> None:
+        """At the end of a training call: its batches' mean Q(s, a), one value for the log."""
+        if self.q_batches:
+            self.q_mean = float(torch.stack(self.q_batches).mean())
+            self.q_batches = []
+
+    def log_values(self) -> dict[str, float]:
+        return {**super().log_values(), "q_mean": self.q_mean}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"q_mean": self.q_mean}
+
+    def load_extra_state(self, d: dict) -> None:
+        self.q_mean = d.get("q_mean", float("nan"))
+
     def td_loss(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(weighted mean loss, TD errors) of Q(s, a) against `targets`."""
         q = self.net(states).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        self.q_batches.append(q.detach().mean())
         elementwise = self.loss_fn(q, targets)
         loss = elementwise.mean() if weights is None else (weights * elementwise).mean()
         return loss, (targets - q).detach()
@@ -91,5 +111,6 @@ class SARSA(Algorithm):
         actions = torch.as_tensor(batch["actions"], device=self.device).flatten()
         loss, _ = self.td_loss(states, actions, targets)
         self.step_optim("net", loss)
+        self.end_q_batches()
         self.step_lr_schedulers()
         return float(loss.detach())

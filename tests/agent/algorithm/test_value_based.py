@@ -167,3 +167,25 @@ def test_reinforce_with_episodic_memory_and_random_baseline():
                          None, ["env.max_frame=200", "agent.algorithm.name=Random"])
     agent, env = run_frames(spec, 200)
     assert agent.clock.opt_step == 0 and env.episodes > 0
+
+
+def test_q_mean_is_the_mean_q_of_the_state_actions_trained_on():
+    """The `q_mean` column (divergence shows there first: Q above r_max / (1 - gamma)) is the mean of Q(s, a)
+    over the batches of the last training call, before their gradient steps."""
+    agent = make_agent("dqn_epsilon_greedy_cartpole", "DQN", ["agent.algorithm.training_iter=2",
+                                                               "agent.algorithm.training_batch_iter=1"])
+    agent.net = FixedQ([[1.0, 5.0], [4.0, 2.0], [0.0, 3.0]])
+    agent.target_net = FixedQ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    agent.optimizers = {}
+    agent.step_optims = lambda losses: [True] * len(losses)  # the table is fixed: Q stays put
+    batches = iter([
+        {**transition_batch(), "states": np.array([[0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0]], dtype=np.float32),
+         "actions": np.array([1, 0, 1])},  # Q(s, a): 5, 4, 3
+        {**transition_batch(), "states": np.array([[0, 0, 0, 0]] * 3, dtype=np.float32),
+         "actions": np.array([0, 0, 0])},  # 1, 1, 1
+    ])
+    agent.memory.sample = lambda: next(batches)
+    assert np.isnan(agent.log_values()["q_mean"])
+    agent.train()
+    assert agent.log_values()["q_mean"] == pytest.approx((4.0 + 1.0) / 2)
+    assert agent.extra_state()["q_mean"] == pytest.approx(2.5)
