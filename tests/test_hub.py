@@ -177,6 +177,11 @@ def test_enjoy_replays_the_best_checkpoint_of_a_pulled_run(pulled, hub_env, tmp_
 def test_train_at_a_pulled_run_refuses_other_code_or_missing_checkpoints(pulled, hub_env, tmp_path):
     copy = tmp_path / pulled.name
     shutil.copytree(pulled, copy)
+    # as if pushed while its first session was still running: its rows so far, no metrics yet (a session
+    # that ended needs no checkpoint to be kept on resume; one that did not, does)
+    df = copy / "info" / "ppo_cartpole_t0_s0_session_df_train.csv"
+    df.write_text("".join(df.read_text().splitlines(keepends=True)[:3]))
+    (copy / "info" / "ppo_cartpole_t0_s0_session_metrics_scalar_train.json").unlink()
     proc = run_cli("run", SPEC, "ppo_cartpole", f"train@{copy}", "-q", env=hub_env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no resume checkpoint ppo_cartpole_t0_s0_ckpt.pt" in proc.stderr and "--with-optim" in proc.stderr
