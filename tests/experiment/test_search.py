@@ -218,7 +218,9 @@ def test_asha_search_on_a_two_node_cluster(tmp_path, data_dir):
         assert sorted(df.index) == [0, 1, 2, 3] and set(df["status"]) <= {"finished", "stopped"}
         stopped = df[df["status"] == "stopped"]
         assert len(stopped) >= 1
-        assert (stopped["frame"] < 1000).all() and (stopped["env.max_episode_steps"] == 10).all()
+        # ASHA stops the 10-step trials at a rung; when both trials of a pair reach a rung together, Tune can
+        # stop one at its last report instead, a race with the trial's own end (seen on a quiet machine)
+        assert (stopped["frame"] <= 1000).all() and (stopped["env.max_episode_steps"] == 10).all()
         assert stopped["total_reward_ma"].notna().all()  # metrics of the part that ran
         assert (df.loc[df["status"] == "finished", "frame"] == 1000).all()
         status = json.loads((root / "run.json").read_text())
