@@ -23,6 +23,11 @@ from torch import nn
 VAR_EPS = 1e-6
 
 
+def keep_input(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """A forward pre-hook on the policy layer keeping its input, the actor's features z(s)."""
+    module.last_input = args[0]
+
+
 class StateDependentNoise(nn.Module):
     """sigma (a parameter, saved with the actor) and the noise matrices in use (saved with the algorithm)."""
 

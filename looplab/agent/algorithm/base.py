@@ -65,6 +65,10 @@ class Algorithm:
         self.rng = Rng(seed, self.device)
         self.training = True  # False in enjoy: no training, no exploration
         self.loss = float("nan")
+        # value-based and critic algorithms: mean Q(s, a) of each batch of the current training call, and
+        # of the last call (their `q_mean` column: a drift past r_max / (1 - gamma) is divergence)
+        self.q_batches: list[torch.Tensor] = []
+        self.q_mean = float("nan")
         self.explore_var = Schedule(self.config.explore_var_spec, default=float("nan"))
         self.pdtype = resolve_pdtype(self.config.action_pdtype, env_info.action_type)
         self.nvec = list(getattr(env_info.action_space, "nvec", [])) or None
@@ -119,6 +123,12 @@ class Algorithm:
 
     def train(self) -> float:
         raise NotImplementedError
+
+    def end_q_batches(self) -> None:
+        """At the end of a training call: the mean Q(s, a) of its batches, one value for the log."""
+        if self.q_batches:
+            self.q_mean = float(torch.stack(self.q_batches).mean())
+            self.q_batches = []
 
     # ---- helpers ------------------------------------------------------------------------------
     def to_tensor(self, x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -19,7 +19,7 @@ from looplab.agent.math import discounted_returns
 from looplab.agent.net.base import Optimizer, build_net, init_tail
 from looplab.agent.policy import entropy, greedy, out_dim, sample_logits, select_action
 from looplab.agent.schedule import Schedule, ScheduleSpec
-from looplab.agent.sde import StateDependentNoise
+from looplab.agent.sde import StateDependentNoise, keep_input
 from looplab.errors import SpecError
 from looplab.spec.schema import PositiveCount, Spec
 
@@ -42,11 +42,6 @@ class ReinforceConfig(PolicyGradientConfig):
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x
-
-
-def keep_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-    """A forward pre-hook keeping the layer's input (the policy layer's: the actor's features, for gSDE)."""
-    module.last_input = args[0]
 
 
 @ALGORITHMS.register("Reinforce")

@@ -143,8 +143,6 @@ class SoftActorCritic(Algorithm):
             self.optimizers["alpha"] = Optimizer([self.log_alpha], alpha_cfg, fpu)
         self.updates = 0  # critic updates, for policy_delay
         self.entropy = float("nan")
-        self.q_batches: list[torch.Tensor] = []  # mean Q1(s, a) of each batch of the current training call
-        self.q_mean = float("nan")  # of the last training call (the `q_mean` column)
 
     def init_targets(self) -> None:
         self.target_q1 = copy.deepcopy(self.q1).requires_grad_(False)
@@ -303,8 +301,7 @@ class SoftActorCritic(Algorithm):
             if self.updates % self.config.policy_delay == 0:
                 self.update_policy(states)
                 self.update_targets()
-        self.q_mean = float(torch.stack(self.q_batches).mean())
-        self.q_batches = []
+        self.end_q_batches()
         self.step_lr_schedulers()
         return float(torch.stack(losses).mean())
 

@@ -50,8 +50,6 @@ class SARSA(Algorithm):
         self.loss_fn.reduction = "none"  # elementwise, so that importance weights can scale it
         self.optimizers["net"] = Optimizer(list(self.net.parameters()), net_cfg,
                                            self.training_frequency * info.num_envs)
-        self.q_batches: list[torch.Tensor] = []  # mean Q(s, a) of each batch of the current training call
-        self.q_mean = float("nan")  # of the last training call (the `q_mean` column)
 
     def nets(self) -> dict[str, torch.nn.Module]:
         return {"net": self.net}
@@ -70,12 +68,6 @@ class SARSA(Algorithm):
         with torch.inference_mode():
             action = self.choose(self.net(self.to_tensor(state)), self.rng.act)
         return self.to_env_action(action)
-
-    def end_q_batches(self) -> None:
-        """At the end of a training call: its batches' mean Q(s, a), one value for the log."""
-        if self.q_batches:
-            self.q_mean = float(torch.stack(self.q_batches).mean())
-            self.q_batches = []
 
     def log_values(self) -> dict[str, float]:
         return {**super().log_values(), "q_mean": self.q_mean}
