@@ -57,7 +57,12 @@ class RunningStd:
 
     def scale(self, x: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
         """x / std, clamped to ±clip."""
-        return (x / self.std).clamp(-clip, clip)
+        return scale_by(x, self.std, clip)
+
+
+def scale_by(x: torch.Tensor, std: float | torch.Tensor, clip: float = 10.0) -> torch.Tensor:
+    """x / std, clamped to ±clip: value targets in units of their running std."""
+    return (x / std).clamp(-clip, clip)
 
 
 @ALGORITHMS.register("ActorCritic")
@@ -102,16 +107,29 @@ class ActorCritic(Reinforce):
         `normalize_v_targets`, mode `loss` then updates the targets' running std with this batch and
         divides prediction, target and `v_old` by it, clamped to ±10; mode `output` divides only target
         and `v_old`, the head already being in those units (its statistics follow each rollout)."""
-        pred = self.value_out(states)
+        return self.value_loss_of(self.value_out(states), target, v_old, clip_eps, self.update_v_norm(target))
+
+    def update_v_norm(self, target: torch.Tensor) -> float | None:
+        """The std the value loss divides by (None without `normalize_v_targets`), first updated with
+        this batch's targets in mode `loss`."""
+        if self.v_norm is None:
+            return None
+        if not self.v_scaled_output:
+            self.v_norm.update((symlog(target) if self.use_symlog else target).detach().cpu().numpy())
+        return self.v_norm.std
+
+    def value_loss_of(self, pred: torch.Tensor, target: torch.Tensor, v_old: torch.Tensor | None,
+                      clip_eps: float | torch.Tensor, std: float | torch.Tensor | None) -> torch.Tensor:
+        """The value loss of the head's output `pred` (`value_loss`), the targets' std given: tensor math
+        only, so that it compiles into one graph with the forward (PPO's `compile`)."""
         if self.use_symlog:
             target = symlog(target)
             v_old = None if v_old is None else symlog(v_old)
-        if self.v_norm is not None:
+        if std is not None:
             if not self.v_scaled_output:
-                self.v_norm.update(target.detach().cpu().numpy())
-                pred = self.v_norm.scale(pred)
-            target = self.v_norm.scale(target)
-            v_old = None if v_old is None else v_old / self.v_norm.std
+                pred = scale_by(pred, std)
+            target = scale_by(target, std)
+            v_old = None if v_old is None else v_old / std
         if not self.clip_vloss or v_old is None:
             return self.loss_fn(pred, target)
         clipped = v_old + (pred - v_old).clamp(-clip_eps, clip_eps)

@@ -26,7 +26,8 @@ from looplab.agent.algorithm.base import ALGORITHMS
 from looplab.agent.math import gae
 from looplab.agent.policy import entropy, greedy, sample, sample_logits
 from looplab.agent.schedule import Schedule, ScheduleSpec
-from looplab.spec.schema import PositiveCount
+from looplab.errors import SpecError
+from looplab.spec.schema import PositiveCount, Spec
 
 
 class PPOConfig(ActorCriticConfig):
@@ -37,6 +38,8 @@ class PPOConfig(ActorCriticConfig):
     clip_vloss: bool = Field(False, validation_alias=AliasChoices("clip_vloss", "clip_val_loss"))
     symlog: bool = False
     normalize_advantages: Literal["standardize", "percentile"] | bool = "standardize"
+    # torch.compile (inductor) of the minibatch step's forward, losses and backward: one fused graph
+    compile: bool = False
 
 
 def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
@@ -65,6 +68,13 @@ class PPO(ActorCritic):
     Config = PPOConfig
     memories = ("OnPolicyBatchReplay",)
 
+    @classmethod
+    def check_spec(cls, spec: Spec, env_info: Any) -> None:
+        super().check_spec(spec, env_info)
+        if spec.algorithm.compile and spec.algorithm.use_sde:
+            raise SpecError("cannot be combined with use_sde (its noise features are read from a forward hook)",
+                            path="agent.algorithm.compile")
+
     def init_nets(self) -> None:
         cfg = self.config
         self.training_frequency = cfg.time_horizon
@@ -74,6 +84,14 @@ class PPO(ActorCritic):
         self.clip_eps = Schedule(cfg.clip_eps_spec)
         self.percentile = PercentileNormalizer() if cfg.normalize_advantages == "percentile" else None
         super().init_nets()
+        self.minibatch = self.minibatch_losses
+        if cfg.compile:
+            import torch._dynamo
+
+            # each new minibatch shape or loss setting (a search's trials in one worker) is a variant of its
+            # own; past torch's default of 8 it would fall back to eager and round differently
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            self.minibatch = torch.compile(self.minibatch_losses, dynamic=False)
 
     def advantages(self, batch: dict[str, np.ndarray], v: np.ndarray, v_next: np.ndarray) -> np.ndarray:
         done = np.maximum(batch["terminateds"], batch["truncateds"])
@@ -103,6 +121,7 @@ class PPO(ActorCritic):
             logp_old = self.make_pd(self.policy_out(states), self.log_std).log_prob(actions)
         clip_eps = self.clip_eps.value(self.clock.frame)
         ent_coef = self.entropy_coef.value(self.clock.frame)
+        as_input = (lambda x: torch.tensor(x, device=self.device)) if cfg.compile else (lambda x: x)
         mb = min(cfg.minibatch_size, B)
         losses, entropies = [], []
         for _ in range(cfg.training_epoch):
@@ -111,19 +130,14 @@ class PPO(ActorCritic):
                 idx = perm[start:start + mb]
                 if len(idx) < 2:
                     continue
-                pd = self.make_pd(self.policy_out(states[idx]), self.log_std)
-                logp = pd.log_prob(actions[idx])
-                ratio = torch.exp((logp - logp_old[idx]).clamp(-20.0, 20.0))
                 a = advs[idx]
                 if self.percentile is not None:
                     self.percentile.update(a)
                     a = self.percentile.normalize(a)
-                elif cfg.normalize_advantages:
-                    a = (a - a.mean()) / (a.std() + 1e-8)
-                policy_loss = clipped_surrogate_loss(ratio, a, clip_eps)
-                ent = entropy(pd, self.rng.train).mean()
-                policy_loss = cfg.policy_loss_coef * policy_loss - ent_coef * ent
-                val_loss = cfg.val_loss_coef * self.value_loss(states[idx], v_targets[idx], v[idx], clip_eps)
+                std = self.update_v_norm(v_targets[idx])
+                policy_loss, val_loss, ent = self.minibatch(
+                    states[idx], actions[idx], logp_old[idx], a, v_targets[idx], v[idx], as_input(clip_eps),
+                    as_input(ent_coef), None if std is None else as_input(std))
                 self.step_actor_critic(policy_loss, val_loss)
                 loss = policy_loss + val_loss
                 losses.append(loss.detach())
@@ -131,6 +145,24 @@ class PPO(ActorCritic):
         self.step_lr_schedulers()
         self.entropy = float(torch.stack(entropies).mean()) if entropies else float("nan")
         return float(torch.stack(losses).mean()) if losses else float("nan")
+
+    def minibatch_losses(self, states: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
+                         advs: torch.Tensor, v_targets: torch.Tensor, v: torch.Tensor, clip_eps: float | torch.Tensor,
+                         ent_coef: float | torch.Tensor, std: float | torch.Tensor | None,
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(policy loss, value loss, entropy) of one minibatch: tensor math only, what `compile` compiles.
+        `advs` arrive percentile-normalized when that is the rule; `std` is the value targets' (or None)."""
+        cfg = self.config
+        pd = self.make_pd(self.policy_out(states), self.log_std)
+        logp = pd.log_prob(actions)
+        ratio = torch.exp((logp - logp_old).clamp(-20.0, 20.0))
+        if self.percentile is None and cfg.normalize_advantages:
+            advs = (advs - advs.mean()) / (advs.std() + 1e-8)
+        policy_loss = clipped_surrogate_loss(ratio, advs, clip_eps)
+        ent = entropy(pd, self.rng.train).mean()
+        policy_loss = cfg.policy_loss_coef * policy_loss - ent_coef * ent
+        val_loss = cfg.val_loss_coef * self.value_loss_of(self.value_out(states), v_targets, v, clip_eps, std)
+        return policy_loss, val_loss, ent
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "percentile": vars(self.percentile).copy() if self.percentile else None}

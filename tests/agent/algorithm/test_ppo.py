@@ -104,3 +104,61 @@ def test_v_targets_output_mode_scales_the_head_by_the_running_std():
     expected = torch.nn.functional.mse_loss(raw, target / 20.0**0.5)  # target in std units, head as is
     assert float(loss) == pytest.approx(float(expected), rel=1e-4)
     assert agent.v_norm.var == pytest.approx(20.0, rel=1e-4)  # value_loss leaves the statistics alone
+
+
+def _minibatch_inputs(agent, env, n: int = 64):
+    """One filled rollout's first `n` items as `minibatch_losses` takes them (v_norm not updated)."""
+    state = env.reset()
+    train = agent.train
+    agent.train = lambda: 0.0
+    for _ in range(agent.config.time_horizon):
+        state = step(agent, env, state)
+    agent.train = train
+    batch = agent.memory.sample()
+    states, actions = agent.flat_batch(batch)
+    v, advs, v_targets = agent.estimate(batch, states)
+    with torch.no_grad():
+        logp_old = agent.make_pd(agent.policy_out(states), agent.log_std).log_prob(actions) - 0.05
+    return states[:n], actions[:n], logp_old[:n], advs[:n], v_targets[:n], v[:n]
+
+
+@pytest.mark.parametrize("spec_file, spec_name, overrides", [
+    ("benchmark/ppo/ppo_cartpole.json", "ppo_cartpole", ["agent.algorithm.time_horizon=32"]),
+    ("benchmark/ppo/ppo_pendulum.json", "ppo_pendulum",
+     ["agent.algorithm.time_horizon=32", "env.num_envs=2", "agent.algorithm.normalize_v_targets=true",
+      "agent.algorithm.clip_vloss=true", "agent.algorithm.val_loss_coef=0.25"]),
+])
+def test_compiled_minibatch_step_equals_the_eager_one(spec_file, spec_name, overrides):
+    """`compile: true` runs the same math: losses and every parameter's gradient as the eager step gives
+    them (to float rounding: the compiled kernels fuse and reorder), for a discrete and a continuous policy
+    (value clipping and normalized targets included), one compiled function per agent."""
+    _, spec, _ = prepare(str(SLM_SPECS / spec_file), spec_name, None,
+                         ["env.max_frame=400", "agent.algorithm.compile=true", *overrides])
+    agent, env = make_agent(spec)
+    inputs = _minibatch_inputs(agent, env)
+    env.close()
+    assert agent.minibatch is not agent.minibatch_losses  # the compiled callable
+    from torch._dynamo.utils import counters
+    std = 3.5 if agent.v_norm is not None else None
+    params = [p for net in (agent.actor, agent.critic) for p in net.parameters()]
+    results = []
+    for fn, scalar in ((agent.minibatch_losses, float), (agent.minibatch, torch.tensor)):
+        for p in params:
+            p.grad = None
+        losses = fn(*inputs, scalar(0.2), scalar(0.01), None if std is None else scalar(std))
+        (losses[0] + losses[1]).backward()
+        results.append(([float(x.detach()) for x in losses], [p.grad.clone() for p in params]))
+    (eager_losses, eager_grads), (compiled_losses, compiled_grads) = results
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-5, abs=1e-6)
+    for g_eager, g_compiled in zip(eager_grads, compiled_grads, strict=True):
+        assert torch.allclose(g_compiled, g_eager, rtol=1e-4, atol=1e-6)
+    assert any(float(g.abs().sum()) > 0 for g in compiled_grads)
+    assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]  # compiled whole, no fallback
+
+
+def test_compile_with_gsde_is_refused_naming_the_key():
+    from looplab.errors import SpecError
+    with pytest.raises(SpecError, match="use_sde") as e:
+        prepare(str(SLM_SPECS / "benchmark/ppo/ppo_pendulum.json"), "ppo_pendulum", None,
+                ["agent.algorithm.compile=true", "agent.algorithm.use_sde=true"])
+    assert "agent.algorithm.compile" in str(e.value)
