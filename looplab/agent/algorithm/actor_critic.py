@@ -55,10 +55,6 @@ class RunningStd:
     def std(self) -> float:
         return max(1.0, float(np.sqrt(self.var)))
 
-    def scale(self, x: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
-        """x / std, clamped to ±clip."""
-        return scale_by(x, self.std, clip)
-
 
 def scale_by(x: torch.Tensor, std: float | torch.Tensor, clip: float = 10.0) -> torch.Tensor:
     """x / std, clamped to ±clip: value targets in units of their running std."""

@@ -64,13 +64,13 @@ def _pendulum_agent(*overrides: str):
 
 
 def test_running_std_merges_batches_and_floors_at_one():
-    from looplab.agent.algorithm.actor_critic import RunningStd
+    from looplab.agent.algorithm.actor_critic import RunningStd, scale_by
     norm = RunningStd()
     norm.update(torch.tensor([0.0, 4.0]).numpy())
     norm.update(torch.tensor([8.0, 12.0]).numpy())
     assert norm.var == pytest.approx(20.0, rel=1e-4)  # population variance of 0, 4, 8, 12
     assert norm.std == pytest.approx(20.0**0.5, rel=1e-4)
-    assert torch.allclose(norm.scale(torch.tensor([9.0, 100.0, -100.0])),
+    assert torch.allclose(scale_by(torch.tensor([9.0, 100.0, -100.0]), norm.std),
                           torch.tensor([9.0 / 20.0**0.5, 10.0, -10.0]), atol=1e-4)  # clamped at ±10
     small = RunningStd()
     small.update(torch.tensor([0.1, 0.2]).numpy())
