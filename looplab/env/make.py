@@ -1,8 +1,11 @@
 """Make Gymnasium vector envs from an env spec.
 
-Every env is a vector env (num_envs >= 1) with same-step autoreset, so a step returns both the
-final observation of a finished episode (to store as next_state) and the first observation of
-the next one. Episode returns are tracked on raw rewards; then the env's transform chain
+Every env is a vector env (num_envs >= 1). With same-step autoreset a step returns both the final
+observation of a finished episode (to store as next_state) and the first observation of the next one.
+With next-step autoreset (`env.autoreset`, SLM Lab's vector envs) the step that ends an episode returns
+its final observation, and the next step ignores its action, starts the next episode and returns its
+first observation with reward 0, not done: a transition the agent stores and learns from as SLM Lab's
+does. Episode returns are tracked on raw rewards; then the env's transform chain
 (looplab.env.transforms) makes what the agent sees and learns from.
 """
 
@@ -143,6 +146,15 @@ class EnvInfo:
         return len(self.state_shape) == 3
 
 
+def autoreset_mode(env_spec: EnvSpec) -> str:
+    """`same_step` or `next_step`: the spec's `env.autoreset`, else SLM Lab's: its vector envs (num_envs > 1)
+    autoreset in the next step, Gymnasium's default there; its single env is reset by the loop in the same
+    step. Atari resets in the same step (a lost life under life_loss_info is an episode end, not a reset)."""
+    if env_spec.autoreset is not None:
+        return env_spec.autoreset
+    return "next_step" if env_spec.num_envs > 1 and not is_atari(env_spec.name) else "same_step"
+
+
 def single_env_fn(env_id: str, kwargs: dict, render_mode: str | None = None):
     def make() -> gym.Env:
         _register_families(env_id)
@@ -226,7 +238,8 @@ def _each_env(venv: gym.vector.VectorEnv, fn: Any, args: list[tuple] | None = No
 class Env:
     """A vector env with raw episode-return tracking; arrays in, arrays out."""
 
-    def __init__(self, spec: Spec, seed: int, render_mode: str | None = None):
+    def __init__(self, spec: Spec, seed: int, render_mode: str | None = None, autoreset: str | None = None):
+        """`autoreset` overrides the spec's (evaluation and enjoy run `same_step`: nothing learns from them)."""
         env_spec = spec.env
         self.name = env_spec.name
         self.num_envs = env_spec.num_envs
@@ -234,6 +247,8 @@ class Env:
         self.seed = seed
         kwargs = env_kwargs(env_spec)
         self.atari = is_atari(self.name)
+        self.next_step = (autoreset or autoreset_mode(env_spec)) == "next_step"
+        gym_autoreset = gym.vector.AutoresetMode.NEXT_STEP if self.next_step else gym.vector.AutoresetMode.SAME_STEP
         mode, workers = vector_plan(env_spec, getattr(spec.meta, "env_workers", None), render_mode)
         try:
             if mode == "vector_entry_point":
@@ -245,9 +260,9 @@ class Env:
             else:
                 fns = [single_env_fn(self.name, kwargs, render_mode) for _ in range(self.num_envs)]
                 if mode == "pool":
-                    self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                    self.venv = WorkerPoolVectorEnv(fns, workers, autoreset_mode=gym_autoreset)
                 else:
-                    self.venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                    self.venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym_autoreset)
         except Exception as e:
             raise _make_error(e, self.name) from None
         self.single_observation_space = self.venv.single_observation_space
@@ -255,6 +270,7 @@ class Env:
         self.venv.action_space.seed(seed)
         self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
         self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
+        self._pending = np.zeros(self.num_envs, dtype=bool)  # next_step: envs whose next step is their reset
         self.returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
         self._seeded = False
@@ -271,6 +287,7 @@ class Env:
         self._seeded = True
         self._ep_return[:] = 0.0
         self._ep_len[:] = 0
+        self._pending[:] = False
         self._lives = np.asarray(info["lives"]).copy() if "lives" in info else None
         for transform in self.transforms.values():
             obs = transform.reset(obs)
@@ -283,6 +300,8 @@ class Env:
         true successor of the previous state (the final observation where an episode ended).
         """
         obs, reward, terminated, truncated, info = self.venv.step(action)
+        if self.next_step:
+            return self._step_next(obs, reward, terminated, truncated)
         self._ep_return += reward
         self._ep_len += 1
         done = terminated | truncated
@@ -311,6 +330,50 @@ class Env:
                 transform.step(step)
             obs, reward, next_state = step.obs, step.reward, step.next_state
         return obs, reward, terminated, truncated, next_state
+
+    def _step_next(self, obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray,
+                   truncated: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`step` under next-step autoreset. Where an episode ended, `obs` is its final observation (the next
+        state and the state to act on); where one ended in the previous step, the env was reset instead of
+        stepped: `obs` is the first observation of its next episode, the reward 0 and neither flag set, and
+        the transforms start that env's new episode here."""
+        restarted = self._pending
+        self._ep_return += reward
+        self._ep_len += ~restarted
+        done = terminated | truncated
+        if done.any():
+            for i in np.flatnonzero(done):
+                self.returns.append(float(self._ep_return[i]))
+                self.episodes += 1
+            self._ep_return[done] = 0.0
+            self._ep_len[done] = 0
+        self._pending = done
+        next_state = obs
+        if self.transforms:
+            step = Step(obs, obs, reward, done, restarted)
+            for transform in self.transforms.values():
+                transform.step(step)
+            obs, reward, next_state = step.obs, step.reward, step.next_state
+            if restarted.any() and next_state is not obs:  # the stored successor of a reset step: its first state
+                next_state = next_state.copy()
+                next_state[restarted] = obs[restarted]
+        return obs, reward, terminated, truncated, next_state
+
+    @property
+    def pending_resets(self) -> np.ndarray:
+        """next_step: the envs whose episode ended in the last step, so that their next step resets them."""
+        return self._pending.copy()
+
+    def set_pending_resets(self, mask: np.ndarray) -> None:
+        """Restore `pending_resets` (a checkpoint), here and in the vector env."""
+        mask = np.asarray(mask, dtype=bool)
+        self._pending = mask.copy()
+        if not self.next_step:
+            return
+        if isinstance(self.venv, WorkerPoolVectorEnv):
+            self.venv.set_autoreset_envs(mask)
+        else:
+            self.venv.unwrapped._autoreset_envs = mask.copy()
 
     @property
     def total_reward(self) -> float:
@@ -349,6 +412,8 @@ class Env:
     def reset_sub_envs(self, mask: np.ndarray) -> np.ndarray | None:
         """Start a new episode in the envs of `mask`; returns their first observations (None: out of reach)."""
         firsts = _each_env(self.venv, reset_sub_env, [(bool(m),) for m in mask])
+        if firsts is not None and self._pending[mask].any():
+            self.set_pending_resets(self._pending & ~np.asarray(mask, dtype=bool))
         return None if firsts is None else np.array([first for first, m in zip(firsts, mask, strict=True) if m])
 
     def freeze(self) -> None:

@@ -84,6 +84,9 @@ def _worker(env_fns: CloudpickleWrapper, start: int, stop: int, buffers: dict, p
                 elif command == "reset":
                     obs[...], info = envs.reset(**arg)
                     pipe.send(("ok", info))
+                elif command == "autoreset":
+                    envs._autoreset_envs = np.array(arg, dtype=bool)
+                    pipe.send(("ok", None))
                 elif command == "call":
                     fn, args = arg
                     pipe.send(("ok", [fn(env, *a) for env, a in zip(envs.envs, args, strict=True)]))
@@ -177,6 +180,12 @@ class WorkerPoolVectorEnv(gym.vector.VectorEnv):
         for pipe, (start, stop) in zip(self.pipes, self.slices, strict=True):
             pipe.send(("call", (fn, args[start:stop])))
         return [r for part in self._gather() for r in part]
+
+    def set_autoreset_envs(self, mask: np.ndarray) -> None:
+        """Which envs each worker's SyncVectorEnv resets at its next step (next-step autoreset; a checkpoint)."""
+        for pipe, (start, stop) in zip(self.pipes, self.slices, strict=True):
+            pipe.send(("autoreset", np.asarray(mask[start:stop], dtype=bool)))
+        self._gather()
 
     def close_extras(self, terminate: bool = False, **kwargs: Any) -> None:
         self.close(terminate=terminate)

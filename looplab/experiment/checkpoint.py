@@ -99,6 +99,7 @@ def env_state(env: Any) -> dict:
         "vector_wrappers": vec_layers,
         "transforms": env.state_dict(),
         "lives": getattr(env, "_lives", None),
+        "pending_resets": env.pending_resets,
         "vector_action_space": venv.action_space.np_random.bit_generator.state,
         "async": not subs,
     }
@@ -128,6 +129,8 @@ def load_env_state(env: Any, d: dict) -> np.ndarray | None:
     for st in d["vector_wrappers"]:
         set_object_state(layer, st)
         layer = layer.env
+    if d.get("pending_resets") is not None:
+        env.set_pending_resets(d["pending_resets"])
     exact = None if d["async"] else env.load_sub_env_states(d["subs"])
     if exact is None:
         log.warning("env %s: sub-env state not saved (native vector env); every env starts a new episode", env.name)

@@ -97,7 +97,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
 def replay(spec: Spec, nets: dict, env_state: dict | None, seed: int, episodes: int, render_mode: str | None,
            record: bool) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Run the greedy policy for `episodes` episodes in one env; returns per-episode rows and frames."""
-    env = Env(spec, seed, render_mode=render_mode)
+    env = Env(spec, seed, render_mode=render_mode, autoreset="same_step")
     clock = Clock(num_envs=env.num_envs)
     agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock, seed)
     agent.load_state_dict({"nets": nets}, weights_only=True)

@@ -46,7 +46,7 @@ class Evaluator:
         self.seed = eval_seed(seed)
         saved = checkpoint.global_rng_state()
         try:  # making an env must not move the training run's RNGs
-            self.env = Env(spec, self.seed)
+            self.env = Env(spec, self.seed, autoreset="same_step")
         finally:
             checkpoint.set_global_rng_state(saved)
         # one return per sub-env is read back from the tracker's deque

@@ -79,12 +79,23 @@ class EnvSpec(Open):
     reward_scale: float = 1.0  # learning-side rewards are multiplied by it (before normalize/clip)
     vectorization_mode: Literal["sync", "async", "auto", "vector_entry_point"] = "auto"
     frame_stack: PositiveCount | None = None  # the last k observations concatenated (env/transforms/frame_stack.py)
+    # where an episode ends: `same_step` starts the next one in the same step; `next_step` (SLM Lab's vector envs)
+    # one step later, a step that ignores its action and is learned from as (final obs -> first obs, reward 0);
+    # None: SLM Lab's, `next_step` for num_envs > 1 (Atari excepted), `same_step` for a single env (env/make.py)
+    autoreset: Literal["same_step", "next_step"] | None = None
 
     @field_validator("frame_stack")
     @classmethod
     def _not_atari(cls, v: int | None, info: ValidationInfo) -> int | None:
         if v is not None and v != 1 and str(info.data.get("name", "")).startswith("ALE/"):
             raise ValueError("Atari observations are stacks of 4 frames already; leave frame_stack out")
+        return v
+
+    @field_validator("autoreset")
+    @classmethod
+    def _same_step_on_atari(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v == "next_step" and str(info.data.get("name", "")).startswith("ALE/"):
+            raise ValueError("Atari envs reset in the same step (a lost life is not a reset); leave autoreset out")
         return v
 
     @field_validator("name")
