@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from looplab.agent.algorithm.base import ALGORITHMS
-from looplab.agent.algorithm.reinforce import PolicyGradientConfig, Reinforce
+from looplab.agent.algorithm.reinforce import PolicyGradientConfig, Reinforce, reset_points
 from looplab.agent.math import discounted_returns, gae, nstep_returns
 from looplab.agent.net.optim import make_loss
 from looplab.agent.schedule import Schedule
@@ -135,7 +135,7 @@ class ActorCritic(Reinforce):
         """Advantages [T, N] by the configured estimator; value targets are advantages + V."""
         cfg = self.config
         term = batch["terminateds"]
-        done = np.maximum(term, batch["truncateds"])
+        done = reset_points(batch, cfg.returns_reset_on)
         if cfg.lam is not None:
             return gae(batch["rewards"], v, v_next, term, done, self.gamma, cfg.lam)
         if cfg.num_step_returns is not None:

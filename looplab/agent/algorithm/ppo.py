@@ -23,6 +23,7 @@ from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, s
     symlog,
 )
 from looplab.agent.algorithm.base import ALGORITHMS
+from looplab.agent.algorithm.reinforce import reset_points
 from looplab.agent.math import gae
 from looplab.agent.policy import entropy, greedy, sample, sample_logits
 from looplab.agent.schedule import Schedule, ScheduleSpec
@@ -94,8 +95,7 @@ class PPO(ActorCritic):
             self.minibatch = torch.compile(self.minibatch_losses, dynamic=False)
 
     def advantages(self, batch: dict[str, np.ndarray], v: np.ndarray, v_next: np.ndarray) -> np.ndarray:
-        done = np.maximum(batch["terminateds"], batch["truncateds"])
-        return gae(batch["rewards"], v, v_next, batch["terminateds"], done, self.gamma, self.lam)
+        return gae(batch["rewards"], v, v_next, batch["terminateds"], reset_points(batch, self.config.returns_reset_on), self.gamma, self.lam)
 
     def act(self, state: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

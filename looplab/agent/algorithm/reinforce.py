@@ -5,6 +5,7 @@ return (never bootstrapped), optionally mean-centred, then standardized. The ret
 `terminated` step; `returns_reset_on: done` also restarts it at truncations. The default, `terminated`, is
 SLM Lab's: a truncated episode's return runs on into the next episode's rewards, which credits the last
 steps of a time-limited episode with about what a bootstrap from V would, where `done` credits them ~0.
+The actor-critic family reads the same key for its GAE lambda-sums and n-step windows.
 """
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ class PolicyGradientConfig(AlgorithmConfig):
     # generalized state-dependent exploration (looplab.agent.sde): continuous actions, Normal pdtype
     use_sde: bool = False
     sde_sample_freq: int = -1  # steps between noise draws within a rollout; -1: one draw per rollout
+    # where a return (REINFORCE), a GAE lambda-sum or an n-step window restarts: SLM Lab's `terminated`, or at
+    # truncations too (`done`); a truncated step bootstraps from V(next_state) either way
+    returns_reset_on: Literal["terminated", "done"] = "terminated"
 
 
 class ReinforceConfig(PolicyGradientConfig):
-    returns_reset_on: Literal["terminated", "done"] = "terminated"
+    pass
+
+
+def reset_points(batch: dict[str, np.ndarray], returns_reset_on: str) -> np.ndarray:
+    """[T, N] 1 where a return or an advantage sum restarts: terminations, and truncations under `done`."""
+    term = batch["terminateds"]
+    return term if returns_reset_on == "terminated" else np.maximum(term, batch["truncateds"])
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +212,7 @@ class Reinforce(Algorithm):
     def returns(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Monte Carlo returns [T, N] of a batch, restarted per `returns_reset_on`, mean-centred if asked."""
         term = batch["terminateds"]
-        reset = term if self.config.returns_reset_on == "terminated" else np.maximum(term, batch["truncateds"])
+        reset = reset_points(batch, self.config.returns_reset_on)
         rets = discounted_returns(batch["rewards"], term, reset, self.gamma)
         return rets - rets.mean() if self.config.center_return else rets
 

@@ -65,7 +65,7 @@ def rnn_spec(name: str = "ppo_rnn_cartpole", *overrides: str):
 
 @pytest.mark.parametrize("num_envs", [1, 3])
 def test_env_windows_follow_the_real_observations(num_envs):
-    spec = rnn_spec("ppo_rnn_cartpole", f"env.num_envs={num_envs}")
+    spec = rnn_spec("ppo_rnn_cartpole", f"env.num_envs={num_envs}", "env.autoreset=same_step")
     env = Env(spec, seed=5)
     assert env.info.state_shape == (4, 4)
     state = env.reset()
