@@ -87,15 +87,35 @@ class Cluster:
         assert [c for c in processes().values() if str(self.temp_dir) in c] == []
 
 
-def run_here_and_on_cluster(cluster: Cluster, args: list[str], tmp_path: Path,
+class LocalRuns:
+    """Each trial run here once per module, as the reference its cluster runs are compared with."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.runs = root, {}
+
+    def __call__(self, args: list[str]) -> Path:
+        key = tuple(args)
+        if key not in self.runs:
+            data = self.root / f"local{len(self.runs)}"
+            local = run_cli(*args, data_dir=data, timeout=TIMEOUT)
+            assert local.returncode == 0, local.stderr[-2000:]
+            self.runs[key] = only_run(data)
+        return self.runs[key]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> LocalRuns:
+    return LocalRuns(tmp_path_factory.mktemp("local_runs"))
+
+
+def run_here_and_on_cluster(cluster: Cluster, local_run: LocalRuns, args: list[str], tmp_path: Path,
                             cluster_args: tuple[str, ...] = ()) -> tuple[Path, Path]:
-    """The trial run here and on the cluster; returns the cluster's run folder and the local one, whose session
-    dataframes are checked to be the same."""
-    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
-    assert local.returncode == 0, local.stderr[-2000:]
+    """The trial run here (once per module) and on the cluster; returns the cluster's run folder and the local
+    one, whose session dataframes are checked to be the same."""
+    reference = local_run(args)
     on_cluster = cluster.run([*args, *cluster_args], tmp_path / "cluster")
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
-    run, reference = only_run(tmp_path / "cluster"), only_run(tmp_path / "local")
+    run = only_run(tmp_path / "cluster")
     assert_same_sessions(run, reference)
     return run, reference
 
@@ -138,9 +158,9 @@ def test_a_search_on_an_address_where_no_cluster_answers_is_one_line(how, data_d
 
 
 @pytest.mark.slow
-def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path):
+def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, local_run, tmp_path):
     args = trial_args(2000, 500)
-    run, reference = run_here_and_on_cluster(cluster, args, tmp_path)
+    run, reference = run_here_and_on_cluster(cluster, local_run, args, tmp_path)
     for name in (f"{NAME}_t0_trial_metrics_scalar.json", f"{NAME}_t0_trial_graph_mean_returns_vs_frames.png",
                  f"model/{NAME}_t0_s3_net_model.pt", f"log/{NAME}_t0_s3.log", "index.html"):
         assert (run / name).exists(), name
@@ -169,7 +189,7 @@ def test_cluster_trial_equals_the_local_one_and_resumes_there(cluster, tmp_path)
 
 
 @pytest.mark.slow
-def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
+def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, local_run, tmp_path):
     args = kill_args()
     data = tmp_path / "cluster"
     proc = _run_and_kill_a_worker_node(cluster, args, data)
@@ -180,9 +200,7 @@ def test_a_session_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_p
         assert df["frame"].iloc[-1] == 32000
     log = (run / "log" / f"{NAME}.log").read_text()
     assert "was lost with its node and runs again" in log
-    local = run_cli(*args, data_dir=tmp_path / "local", timeout=TIMEOUT)
-    assert local.returncode == 0, local.stderr[-2000:]
-    assert_same_sessions(run, only_run(tmp_path / "local"))
+    assert_same_sessions(run, local_run(args))
 
 
 def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path, tries: int = 2):
@@ -255,8 +273,8 @@ def assert_sent_from_node_local_folders(run: Path, finished_only: bool = False) 
 
 
 @pytest.mark.slow
-def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(cluster, tmp_path):
-    run, reference = run_here_and_on_cluster(cluster, trial_args(2000, 500), tmp_path, SEND)
+def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(cluster, local_run, tmp_path):
+    run, reference = run_here_and_on_cluster(cluster, local_run, trial_args(2000, 500), tmp_path, SEND)
     assert_sent_from_node_local_folders(run)
 
     def files(root: Path) -> set[str]:
@@ -266,7 +284,8 @@ def test_sessions_that_send_their_files_give_the_run_folder_of_a_local_trial(clu
 
 
 @pytest.mark.slow
-def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_checkpoint(cluster, tmp_path):
+def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_checkpoint(cluster, local_run,
+                                                                                           tmp_path):
     args = [*kill_args(), *SEND]
     data = tmp_path / "cluster"
     proc = _run_and_kill_a_worker_node(cluster, args, data)
@@ -282,6 +301,4 @@ def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_
             assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0
         for a in attempts[:-1]:  # the folder the dead node left (on a real cluster it went with the node)
             shutil.rmtree(Path(a["run_folder"]).parent, ignore_errors=True)
-    local = run_cli(*kill_args(), data_dir=tmp_path / "local", timeout=TIMEOUT)
-    assert local.returncode == 0, local.stderr[-2000:]
-    assert_same_sessions(run, only_run(tmp_path / "local"))
+    assert_same_sessions(run, local_run(kill_args()))
