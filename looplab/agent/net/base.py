@@ -285,8 +285,18 @@ def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
 
 
 def all_finite(grads: list[torch.Tensor]) -> bool:
-    """No NaN or infinity in any gradient: one max-abs per tensor (NaN propagates), one sync."""
-    return not grads or bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
+    """No NaN or infinity in any gradient, one sync in the usual case.
+
+    A NaN or an infinity makes a tensor's 2-norm non-finite, so finite 2-norms settle it. They are
+    computed first because the CPU's max-abs kernel is ~30x slower than its 2-norm on a 256x256
+    gradient. Only when a 2-norm is not finite (a NaN, an infinity, or finite values whose squares
+    overflow) does the exact max-abs check decide.
+    """
+    if not grads:
+        return True
+    if bool(torch.stack(torch._foreach_norm(grads, 2.0)).isfinite().all()):
+        return True
+    return bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
 
 
 class Optimizer:
