@@ -196,6 +196,23 @@ def specs(
 
 
 @app.command()
+def keys(
+    what: Annotated[str | None, typer.Argument(help="env, meta, or an algorithm, net type or memory name "
+                                                    "(any case); none: what there is")] = None,
+) -> None:
+    """The keys a spec section or component accepts: type, default and what each does."""
+    from looplab.agent.keys import keys_of, overview
+    from looplab.spec.keys import print_keys
+
+    if what is None:
+        for title, names in overview():
+            print(f"{title}: {', '.join(names)}")
+        print("looplab keys NAME: the keys of one of them")
+        return
+    print_keys(*keys_of(what))
+
+
+@app.command()
 def push(
     run_dir: Annotated[str, typer.Argument(help="run folder")],
     repo: Annotated[str | None, typer.Option("--repo", help="Hub dataset repo OWNER/NAME (default $HF_REPO)")] = None,

@@ -41,7 +41,9 @@ class SpecError(LoopLabError):
         return ": ".join(parts).replace("\n", " ")
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean ...?)' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def did_you_mean(word: str, choices: Iterable[str], ignore_case: bool = False) -> str:
+    """A ' (did you mean ...?)' hint, or '' when nothing is close; the choice is named as given."""
+    fold = (lambda x: x.lower()) if ignore_case else (lambda x: x)
+    by_key = {fold(str(c)): str(c) for c in choices}
+    close = difflib.get_close_matches(fold(str(word)), list(by_key), n=1, cutoff=0.6)
+    return f" (did you mean '{by_key[close[0]]}'?)" if close else ""

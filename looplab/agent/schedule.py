@@ -66,11 +66,11 @@ def periodic_decay(
 class ScheduleSpec(Strict):
     """A value schedule (`explore_var_spec`, `entropy_coef_spec`, `clip_eps_spec`); steps are env frames."""
 
-    name: str
-    start_val: float
-    end_val: float | None = None
-    start_step: NonNegCount = 0
-    end_step: NonNegCount = 0
+    name: str  # no_decay, linear_decay, rate_decay, periodic_decay
+    start_val: float  # the value until start_step
+    end_val: float | None = None  # the value from end_step on (0 means 0); None: start_val
+    start_step: NonNegCount = 0  # env frame where the change starts
+    end_step: NonNegCount = 0  # env frame where it ends
 
     @field_validator("name")
     @classmethod

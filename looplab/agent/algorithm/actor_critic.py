@@ -21,10 +21,10 @@ from looplab.spec.schema import PositiveCount, Prob
 
 
 class ActorCriticConfig(PolicyGradientConfig):
-    lam: Prob | None = None
-    num_step_returns: PositiveCount | None = None
-    val_loss_coef: float = 1.0
-    normalize_v_targets: bool = False
+    lam: Prob | None = None  # GAE lambda; None: n-step returns (num_step_returns)
+    num_step_returns: PositiveCount | None = None  # n of the n-step returns when lam is None
+    val_loss_coef: float = 1.0  # weight of the value loss
+    normalize_v_targets: bool = False  # value targets scaled by their running std (normalize_v_targets_mode)
     # `loss`: the critic predicts returns and the value loss compares prediction and target each divided
     # by the targets' running std (SLM Lab's); `output`: the critic predicts returns in units of that std.
     normalize_v_targets_mode: Literal["loss", "output"] = "loss"

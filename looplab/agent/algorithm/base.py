@@ -29,11 +29,11 @@ ALGORITHMS = Registry("algorithm", "agent.algorithm.name", package="looplab.agen
 class AlgorithmConfig(Strict):
     """Keys every algorithm reads."""
 
-    name: str
-    action_pdtype: str = "default"
-    action_policy: str = "default"
-    explore_var_spec: ScheduleSpec | None = None
-    gamma: Prob = 0.99
+    name: str  # the algorithm (`looplab keys` lists them)
+    action_pdtype: str = "default"  # the action distribution; default: the first one the action space allows
+    action_policy: str = "default"  # default (a draw from the distribution), random, epsilon_greedy, boltzmann
+    explore_var_spec: ScheduleSpec | None = None  # epsilon (epsilon_greedy) or temperature (boltzmann)
+    gamma: Prob = 0.99  # the discount
 
     @field_validator("action_pdtype")
     @classmethod

@@ -26,10 +26,10 @@ from looplab.spec.schema import NonNegCount, PositiveCount, Spec
 
 
 class VanillaDQNConfig(SARSAConfig):
-    training_frequency: PositiveCount = 1
-    training_iter: PositiveCount = 1
-    training_batch_iter: PositiveCount = 1
-    training_start_step: NonNegCount | None = None
+    training_frequency: PositiveCount = 1  # transitions (frames) stored between training calls
+    training_iter: PositiveCount = 1  # batches sampled per training call
+    training_batch_iter: PositiveCount = 1  # gradient steps on each sampled batch
+    training_start_step: NonNegCount | None = None  # transitions stored before training starts; None: batch_size
 
 
 class DQNConfig(VanillaDQNConfig):

@@ -32,12 +32,13 @@ from looplab.spec.schema import PositiveCount, Spec
 
 
 class PPOConfig(ActorCriticConfig):
-    clip_eps_spec: ScheduleSpec
-    minibatch_size: PositiveCount = 4
-    time_horizon: PositiveCount
-    training_epoch: PositiveCount
+    clip_eps_spec: ScheduleSpec  # the clip range of the surrogate objective
+    minibatch_size: PositiveCount = 4  # transitions per minibatch
+    time_horizon: PositiveCount  # vector steps per rollout
+    training_epoch: PositiveCount  # passes over each rollout
     clip_vloss: bool = Field(False, validation_alias=AliasChoices("clip_vloss", "clip_val_loss"))
     symlog: bool = False
+    # per minibatch: standardize; percentile: divided by the moving 5th-95th percentile spread; false: as they are
     normalize_advantages: Literal["standardize", "percentile"] | bool = "standardize"
     # torch.compile (inductor) of the minibatch step's forward, losses and backward: one fused graph
     compile: bool = False

@@ -28,10 +28,10 @@ from looplab.spec.schema import PositiveCount, Spec
 class PolicyGradientConfig(AlgorithmConfig):
     """The keys REINFORCE shares with the actor-critic family."""
 
-    center_return: bool = False
-    entropy_coef_spec: ScheduleSpec | None = None
-    policy_loss_coef: float = 1.0
-    training_frequency: PositiveCount | None = None
+    center_return: bool = False  # subtract the batch mean from the returns
+    entropy_coef_spec: ScheduleSpec | None = None  # weight of the entropy bonus; None: no bonus
+    policy_loss_coef: float = 1.0  # weight of the policy loss
+    training_frequency: PositiveCount | None = None  # vector steps per rollout (episodes with OnPolicyReplay)
     # generalized state-dependent exploration (looplab.agent.sde): continuous actions, Normal pdtype
     use_sde: bool = False
     sde_sample_freq: int = -1  # steps between noise draws within a rollout; -1: one draw per rollout

@@ -28,26 +28,28 @@ from looplab.spec.schema import ClassSpec, NonNegCount, PositiveCount, Spec, Str
 class EntropyAnneal(Strict):
     """Discrete target entropy = ratio * ln|A|, the ratio going linearly from start to end over `frames`."""
 
-    start_ratio: float = 0.6
-    end_ratio: float | None = None
-    frames: NonNegCount = 0
+    start_ratio: float = 0.6  # of ln|A|, at frame 0
+    end_ratio: float | None = None  # None: the ratio stays at start_ratio
+    frames: NonNegCount = 0  # env frames over which the ratio moves from start_ratio to end_ratio
 
 
 class SACConfig(AlgorithmConfig):
-    training_frequency: PositiveCount = 1
+    training_frequency: PositiveCount = 1  # transitions (frames) stored between training calls
     training_iter: PositiveCount | None = None  # None: num_envs (one update per transition)
-    training_start_step: NonNegCount | None = None  # None: max(1000, batch_size)
-    policy_delay: PositiveCount = 1
-    entropy_penalty_coef: float = 0.0
-    symlog: bool = False
-    log_alpha_min: float = -5.0
+    # transitions stored before training starts (random actions until then); None: max(1000, batch_size)
+    training_start_step: NonNegCount | None = None
+    policy_delay: PositiveCount = 1  # critic updates per actor, alpha and target-net update
+    entropy_penalty_coef: float = 0.0  # 0 only: the entropy term is in the soft Q target already
+    symlog: bool = False  # false only (SLM Lab's key; symlog Q targets are not supported)
+    log_alpha_min: float = -5.0  # the learned log alpha is clamped to [log_alpha_min, log_alpha_max]
     log_alpha_max: float = 2.0
     alpha_lr: float | None = None  # None: the actor's lr
-    fixed_alpha: float | None = None
-    alpha_anneal_frames: NonNegCount = 0
-    spectral_norm: bool = False
+    fixed_alpha: float | None = None  # a constant alpha instead of a learned one
+    alpha_anneal_frames: NonNegCount = 0  # with fixed_alpha: its linear decay to 0 over these frames; 0: constant
+    spectral_norm: bool = False  # spectral normalization of the critics' layers
+    # the entropy alpha is tuned toward; auto: -action_dim (continuous), entropy_anneal's ratio x ln|A| (discrete)
     target_entropy: Literal["auto"] | float = "auto"
-    entropy_anneal: EntropyAnneal | None = None
+    entropy_anneal: EntropyAnneal | None = None  # discrete auto target; None: start_ratio 0.6, constant
 
     @field_validator("entropy_penalty_coef")
     @classmethod

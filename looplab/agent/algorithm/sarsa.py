@@ -22,7 +22,7 @@ from looplab.spec.schema import PositiveCount
 class SARSAConfig(AlgorithmConfig):
     action_pdtype: str = "Argmax"
     action_policy: str = "epsilon_greedy"
-    training_frequency: PositiveCount
+    training_frequency: PositiveCount  # vector steps per on-policy batch (episodes with OnPolicyReplay)
 
 
 def sarsa_next_actions(actions: np.ndarray, done: np.ndarray, policy_actions: np.ndarray) -> np.ndarray:

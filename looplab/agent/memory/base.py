@@ -16,7 +16,7 @@ MEMORIES = Registry("memory", "agent.memory.name", package="looplab.agent.memory
 
 
 class MemoryConfig(Strict):
-    name: str
+    name: str  # the memory (`looplab keys` lists them)
 
 
 class Memory:

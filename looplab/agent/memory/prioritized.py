@@ -67,14 +67,14 @@ SLM_LAB_NEW_ERROR = 100000.0
 
 
 class PrioritizedReplayConfig(ReplayConfig):
-    alpha: Prob = 0.6
+    alpha: Prob = 0.6  # priority = (|TD error| + epsilon)^alpha
     epsilon: float = 1e-4
-    new_priority: Literal["slm_lab", "max"] = "slm_lab"
-    sampling: Literal["iid", "stratified"] = "iid"
-    importance_weights: bool = False
-    beta: Prob | None = None
-    beta_end_step: NonNegCount | None = None
-    cer_update: bool = False
+    new_priority: Literal["slm_lab", "max"] = "slm_lab"  # a new item's: (1e5 + epsilon)^alpha, or the largest so far
+    sampling: Literal["iid", "stratified"] = "iid"  # independent draws, or one per equal slice of the total
+    importance_weights: bool = False  # weight each item's loss by (n P(i))^-beta / max w (the paper)
+    beta: Prob | None = None  # the weights' exponent at frame 0, annealed to 1; None: 0.4
+    beta_end_step: NonNegCount | None = None  # the frame where beta reaches 1; None: env.max_frame
+    cer_update: bool = False  # with use_cer: the new items' TD errors update their priorities
 
     @model_validator(mode="after")
     def _beta_needs_weights(self) -> PrioritizedReplayConfig:

@@ -28,9 +28,10 @@ from looplab.spec.schema import PositiveCount
 
 
 class ReplayConfig(MemoryConfig):
-    batch_size: PositiveCount
-    max_size: PositiveCount
-    use_cer: bool = False
+    batch_size: PositiveCount  # transitions per sampled batch
+    max_size: PositiveCount  # capacity in transitions; the oldest are overwritten
+    use_cer: bool = False  # combined experience replay: new transitions go into the batches
+    # unseen: each batch gets the transitions added since the last one; latest: the newest vector step, always
     cer_items: Literal["unseen", "latest"] = "unseen"
 
 

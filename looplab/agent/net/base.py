@@ -45,11 +45,11 @@ NETS = Registry("net type", "agent.net.type", package="looplab.agent.net")
 class NetConfig(Strict):
     """Keys common to every net type (SLM Lab's names)."""
 
-    type: str
-    shared: bool = False
+    type: str  # the net (`looplab keys` lists them)
+    shared: bool = False  # actor and critic share a body (two heads), or are separate nets
     hid_layers_activation: str = "relu"
-    out_layer_activation: str | list[str | None] | None = None
-    init_fn: str | None = None
+    out_layer_activation: str | list[str | None] | None = None  # one per output head, or one for all
+    init_fn: str | None = None  # a torch.nn.init function (orthogonal_, xavier_uniform_, ...); None: torch's
     # gain of init_fn (orthogonal_/xavier_*) on the output layers: "hidden" = hid_layers_activation's gain
     # (SLM Lab initialises every layer with it, e.g. 5/3 for tanh), or a number such as 1.0
     out_layer_init_gain: float | Literal["hidden"] = "hidden"
@@ -59,9 +59,9 @@ class NetConfig(Strict):
     log_std_init: float | None = None
     layer_norm: bool = False
     batch_norm: bool = False
-    clip_grad_val: float | None = None
-    loss_spec: ClassSpec | None = None
-    optim_spec: ClassSpec | None = None
+    clip_grad_val: float | None = None  # max gradient 2-norm per net; None: no clipping
+    loss_spec: ClassSpec | None = None  # a torch.nn loss class and its arguments
+    optim_spec: ClassSpec | None = None  # a torch.optim class and its arguments
     actor_optim_spec: ClassSpec | None = None
     critic_optim_spec: ClassSpec | None = None
     lr_scheduler_spec: ClassSpec | None = None
@@ -71,13 +71,13 @@ class NetConfig(Strict):
     critic_clip_grad_val: float | None = None
     actor_loss_spec: ClassSpec | None = None
     critic_loss_spec: ClassSpec | None = None
-    use_same_optim: bool = False
-    update_type: Literal["replace", "polyak"] | None = None
+    use_same_optim: bool = False  # separate actor and critic use optim_spec both (else actor_/critic_optim_spec)
+    update_type: Literal["replace", "polyak"] | None = None  # how a target net follows the net
     # frames between target-net copies (`replace`); SLM Lab does not read it with `polyak`, so there any number
     # is accepted and left unused, as its spec files sometimes write one
     update_frequency: int | float | None = None
     polyak_coef: float | None = None  # target <- coef * net + (1 - coef) * target; 0: the target never moves
-    gpu: bool | str | None = "auto"
+    gpu: bool | str | None = "auto"  # auto: CUDA when available; true: CUDA (CPU with a warning); false: CPU
     cuda_id: int | None = None
 
     @field_validator("hid_layers_activation")
