@@ -146,6 +146,9 @@ def table_markdown(records: list[dict]) -> str:
             "Frames", "Sessions", "Wall time", "FPS", "Git SHA", "Run folder", "Status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in records:
+        if r["status"] != "finished":  # a trial cut short reports its partial curves (the CSV keeps them): no result
+            r = {**r, **dict.fromkeys(("total_reward_ma", "total_reward_ma_iqm", "total_reward_ma_ci_low",
+                                       "eval_total_reward_ma"))}
         ci = "–" if r["total_reward_ma_ci_low"] is None else \
             f"[{_f(r['total_reward_ma_ci_low'])}, {_f(r['total_reward_ma_ci_high'])}]"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "finished" else "")
@@ -204,7 +207,7 @@ def env_graphs(records: list[dict], data: Path, out: Path) -> dict[str, Path]:
     """One multi-trial graph per env (an algorithm's mean ± std curve each); returns env -> MA graph PNG."""
     by_env: dict[str, dict[str, list[pd.DataFrame]]] = {}
     for r in records:
-        root = run_root(data, out, r["run"])
+        root = run_root(data, out, r["run"]) if r["status"] == "finished" else None  # results only, as the table
         if root is None:
             continue
         dfs = _session_dfs(root, str(read_status(root).get("spec_name") or root.name))

@@ -33,6 +33,16 @@ def test_a_row_reads_as_the_published_table_does():
     assert "| DQN | – |" in lines[3] and lines[3].endswith("| failed: RuntimeError: a/b |")
 
 
+def test_an_unfinished_row_shows_no_result_only_its_progress():
+    partial = rec(algorithm="DQN", status="interrupted", total_reward_ma=-500.0, total_reward_ma_iqm=-500.0,
+                  total_reward_ma_ci_low=-500.0, total_reward_ma_ci_high=-500.0, eval_total_reward_ma=-480.0,
+                  beats_reference=None, beats_target=None, sessions_ended=2)
+    line = table.table_markdown([partial]).splitlines()[2]
+    assert line.startswith("| CartPole-v1 | DQN | – | – | – | – | 400.00 | – | > 400 | – | 2e5 | 4 |")
+    assert "-500" not in line and line.endswith("| interrupted (2 of 4 sessions ended) |")
+    assert partial["total_reward_ma"] == -500.0  # the record (and the CSV) keep the partial figures
+
+
 def test_the_header_says_command_frames_sessions_and_sha():
     text = table.section_markdown(suite(), [rec(), rec(algorithm="DQN", git_dirty=True)], "looplab benchmark s", {})
     assert "- command: `looplab benchmark s`" in text and "- frames: 2e5 (CartPole-v1)" in text
@@ -101,3 +111,13 @@ def test_a_rows_fps_counts_only_the_sessions_that_reached_its_frames(tmp_path):
     for s in (0, 1):
         (run / "info" / f"ppo_t0_s{s}_session_df_train.csv").unlink()
     assert table.record(suite(), suite().rows[0], entry, tmp_path)["fps"] is None  # none has finished
+
+
+def test_the_env_graphs_draw_finished_rows_only(tmp_path, monkeypatch):
+    drawn = {}
+    for run in ("ppo_2026", "dqn_2026"):
+        (tmp_path / run).mkdir()
+    monkeypatch.setattr(table, "_session_dfs", lambda root, name: [root.name])
+    monkeypatch.setattr(table.graphs, "multi_trial_graphs", lambda out, slug, trials, title: drawn.update(trials) or [])
+    table.env_graphs([rec(), rec(algorithm="DQN", run="dqn_2026", status="interrupted")], tmp_path, tmp_path / "out")
+    assert drawn == {"PPO": ["ppo_2026"]}
