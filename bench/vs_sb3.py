@@ -285,10 +285,9 @@ def write(args: argparse.Namespace, pairs: list[str], sha: str, load: float, row
               "gave, measured before and after: [LEVERS.md](LEVERS.md).\n\n"
               "The peer is Stable-Baselines3 unless the row names another; `slm` rows set LoopLab's frames per second "
               "against SLM Lab's as recorded on this kind of machine (SLM Lab is not installable here to run beside "
-              "it), so they compare across days, and this machine's speed varies from day to day: the same LoopLab "
-              "commit (d52e9f5) ran `ppo_cartpole` at 1,314 fps on 2026-11-30 (its `slm` row then) and at 4,281 and "
-              "4,480 fps on 2026-12-02, about 3.3x faster. Only the rows against a peer run in the same invocation "
-              "are side by side.\n\n")
+              "it), so they compare across days, and this machine's speed varies from day to day (LEVERS.md, \"This "
+              "machine from one day to the next\", measures by how much). Only the rows against a peer run in the "
+              "same invocation are side by side.\n\n")
     text = header + TABLE_HEAD + "\n".join(table) + "\n" + ("\n" + "\n".join(all_notes) + "\n" if all_notes else "")
     io.write_text(out, text)
     print(text, flush=True)

@@ -41,5 +41,4 @@ def keys_of(what: str) -> tuple[str, str, list[Key]]:
 
 
 def _doc(model: type) -> str:
-    doc = (model.__doc__ or "").strip()
-    return "" if doc.startswith(("Usage docs", "!!!")) else doc.split("\n\n")[0]
+    return (model.__doc__ or "").strip().split("\n\n")[0]

@@ -148,7 +148,7 @@ def table_markdown(records: list[dict]) -> str:
     for r in records:
         if r["status"] != "finished":  # a trial cut short reports its partial curves (the CSV keeps them): no result
             r = {**r, **dict.fromkeys(("total_reward_ma", "total_reward_ma_iqm", "total_reward_ma_ci_low",
-                                       "eval_total_reward_ma"))}
+                                       "total_reward_ma_ci_high", "eval_total_reward_ma"))}
         ci = "–" if r["total_reward_ma_ci_low"] is None else \
             f"[{_f(r['total_reward_ma_ci_low'])}, {_f(r['total_reward_ma_ci_high'])}]"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "finished" else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from looplab.analysis.report import duration, fmt, write_report
 from looplab.env.make import env_kwargs
 from looplab.errors import LoopLabError
 from looplab.runfolder import STATUS, RunPaths, alive, data_dir, is_run, open_run, read_status, run_state
-from looplab.spec.catalog import matches
+from looplab.spec.catalog import matches, table_console
 
 log = logging.getLogger("looplab")
 
@@ -166,10 +165,9 @@ def _latest(d: Path, name: str) -> tuple[int | None, float | None]:
 
 
 def print_runs(rows: list[dict], data: str | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: never truncate names
+    console = table_console()
     if not rows:
         console.print(f"no runs in {data_dir(data)}")
         return

@@ -57,13 +57,19 @@ def _cell(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else "–" if v is None else str(v)
 
 
-def print_specs(rows: list[dict]) -> None:
+def table_console() -> Any:
+    """A rich console for the command tables: the terminal's width, or 250 columns when piped (never truncate)."""
     import sys
 
     from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 250)
+
+
+def print_specs(rows: list[dict]) -> None:
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 250)  # piped: never truncate names
+    console = table_console()
     if not rows:
         console.print("no shipped spec matches")
         return

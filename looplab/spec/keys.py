@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+
+from looplab.spec.catalog import table_console
 
 _FIELD = re.compile(r"^    (\w+)\s*:(.*)$")
 _COMMENT = re.compile(r"^    #\s?(.*)$")
@@ -135,8 +136,6 @@ def default_text(field: FieldInfo) -> str:
     if field.default_factory is not None:
         return "(computed)"
     value = field.default
-    if value is PydanticUndefined:
-        return ""
     if isinstance(value, BaseModel):
         value = value.model_dump()
     try:
@@ -146,13 +145,10 @@ def default_text(field: FieldInfo) -> str:
 
 
 def print_keys(title: str, doc: str, rows: list[Key]) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(width=None if sys.stdout.isatty() else 250)
+    console = table_console()
     table = Table(title=title, title_justify="left", show_header=True, header_style="bold")
     for c in ("key", "type", "default", "note"):
         table.add_column(c, no_wrap=c == "key", overflow="fold")

@@ -71,7 +71,7 @@ class NetConfig(Strict):
     critic_clip_grad_val: float | None = None
     actor_loss_spec: ClassSpec | None = None
     critic_loss_spec: ClassSpec | None = None
-    use_same_optim: bool = False  # separate actor and critic use optim_spec both (else actor_/critic_optim_spec)
+    use_same_optim: bool = False  # the critic takes the actor's optimizer and lr scheduler settings
     update_type: Literal["replace", "polyak"] | None = None  # how a target net follows the net
     # frames between target-net copies (`replace`); SLM Lab does not read it with `polyak`, so there any number
     # is accepted and left unused, as its spec files sometimes write one
