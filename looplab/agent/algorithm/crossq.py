@@ -2,8 +2,9 @@
 
 The critics see (s, a) and (s', a') in ONE forward pass in train mode, so that their batch
 normalization statistics mix both distributions; the target half is detached. The actor is updated
-with the critics in eval mode (running statistics). Critics come from `agent.critic_net` when
-given (usually a TorchArcNet with LazyBatchRenorm1d layers), else from `agent.net`.
+with the critics in eval mode (running statistics); for discrete actions it reads, by default, the
+critics' train-mode outputs from the critic loss's forward (`discrete_policy_q`). Critics come from
+`agent.critic_net` when given (usually a TorchArcNet with LazyBatchRenorm1d layers), else from `agent.net`.
 """
 
 from __future__ import annotations
@@ -48,10 +49,7 @@ class CrossQ(SoftActorCritic):
         q1, q1_next = self.joint_q(self.q1, states, actions_in, next_states, a_next_in)
         q2, q2_next = self.joint_q(self.q2, states, actions_in, next_states, a_next_in)
         y = self.soft_target(rewards, terminateds, (q1_next.detach(), q2_next.detach()), next_pi, alpha)
-        if self.discrete:
-            q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
-        self.q_batches.append(q1.detach().mean())
-        return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
+        return self.td_loss(q1, q2, actions, y)
 
     def update_policy(self, states: torch.Tensor) -> None:
         self.q1.eval()

@@ -2,7 +2,9 @@
 
 Continuous: a tanh-squashed Gaussian policy with the change-of-variables log-prob correction; the env
 acts in [-1, 1] (Box actions are rescaled by the env). Discrete (Christodoulou 2019): the soft value
-and the policy loss are exact expectations over actions. Twin Q nets with polyak-averaged targets,
+and the policy loss are exact expectations over actions; as in SLM Lab, they read the mean of the twin
+critics (SD-SAC, Zhou et al. 2022) where continuous actions read their minimum (`twin_q`), and the policy
+loss reuses the critic loss's Q(s, .) (`discrete_policy_q`). Twin Q nets with polyak-averaged targets,
 automatic entropy tuning (alpha learned in log space and clamped), delayed policy updates; uniform
 random actions before `training_start_step`.
 """
@@ -39,7 +41,16 @@ class SACConfig(AlgorithmConfig):
     # transitions stored before training starts (random actions until then); None: max(1000, batch_size)
     training_start_step: NonNegCount | None = None
     policy_delay: PositiveCount = 1  # critic updates per actor, alpha and target-net update
-    entropy_penalty_coef: float = 0.0  # 0 only: the entropy term is in the soft Q target already
+    # discrete actions (SD-SAC, Zhou et al. 2022): beta/2 (H_ema - H)^2 added to the policy loss, H the batch's
+    # mean policy entropy and H_ema its moving average (0.99 per update) before this update; 0: none
+    entropy_penalty_coef: float = 0.0
+    # how the twin critics combine in the soft value and the policy loss. auto (SLM Lab's): their mean for
+    # discrete actions (SD-SAC), their minimum for continuous ones
+    twin_q: Literal["auto", "min", "mean"] = "auto"
+    # discrete actions: the Q(s, .) the policy loss reads. critic_forward (SLM Lab's): the critics' outputs
+    # from the critic loss's forward on the same batch (before that update's step, detached; for CrossQ in
+    # train mode); fresh: a forward after the critic step (for CrossQ in eval mode)
+    discrete_policy_q: Literal["critic_forward", "fresh"] = "critic_forward"
     symlog: bool = False  # false only (SLM Lab's key; symlog Q targets are not supported)
     log_alpha_min: float = -5.0  # the learned log alpha is clamped to [log_alpha_min, log_alpha_max]
     log_alpha_max: float = 2.0
@@ -54,8 +65,8 @@ class SACConfig(AlgorithmConfig):
     @field_validator("entropy_penalty_coef")
     @classmethod
     def _penalty(cls, v: float) -> float:
-        if v != 0.0:
-            raise ValueError("only 0 is supported (the entropy term is already in the soft Q target)")
+        if not v >= 0.0:
+            raise ValueError(f"must be >= 0, got {v}")
         return v
 
     @field_validator("symlog")
@@ -103,6 +114,9 @@ class SoftActorCritic(Algorithm):
                                                                                                  "Categorical"):
             raise SpecError("discrete SoftActorCritic needs action_pdtype Categorical (an exact expectation over "
                             "actions)", path="agent.algorithm.action_pdtype")
+        if env_info is not None and not env_info.is_discrete and spec.algorithm.entropy_penalty_coef > 0:
+            raise SpecError("the entropy penalty applies to discrete actions only; set it to 0",
+                            path="agent.algorithm.entropy_penalty_coef")
 
     # ---- nets ---------------------------------------------------------------------------------
     def critic_config(self) -> NetConfig:
@@ -135,7 +149,8 @@ class SoftActorCritic(Algorithm):
         fpu = max(1, cfg.training_frequency)
         self.optimizers["net"] = Optimizer(list(self.actor.parameters()), actor_cfg, fpu)
         self.optimizers["critic_net"] = Optimizer(list(self.q1.parameters()) + list(self.q2.parameters()),
-                                                  critic_cfg, fpu)
+                                                  critic_cfg, fpu, clip_groups=[list(self.q1.parameters()),
+                                                                                list(self.q2.parameters())])
         # alpha: learned in log space, starting at 1 (log 0)
         self.log_alpha = torch.zeros(1, device=self.device, requires_grad=True)
         if cfg.fixed_alpha is None:
@@ -145,6 +160,10 @@ class SoftActorCritic(Algorithm):
             self.optimizers["alpha"] = Optimizer([self.log_alpha], alpha_cfg, fpu)
         self.updates = 0  # critic updates, for policy_delay
         self.entropy = float("nan")
+        self.twin_q = cfg.twin_q if cfg.twin_q != "auto" else ("mean" if self.discrete else "min")
+        # discrete, critic_forward: the detached Q(s, .) of both critics from the last critic loss
+        self.policy_q: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.entropy_ema: float | None = None  # the entropy penalty's moving average
 
     def init_targets(self) -> None:
         self.target_q1 = copy.deepcopy(self.q1).requires_grad_(False)
@@ -216,10 +235,14 @@ class SoftActorCritic(Algorithm):
             return net(states)
         return net(torch.cat([states.flatten(1), actions], -1)).squeeze(-1)
 
+    def twin(self, q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+        """The twin critics' values combined as `twin_q` says: their minimum or their mean."""
+        return torch.min(q1, q2) if self.twin_q == "min" else (q1 + q2) / 2
+
     def soft_target(self, rewards: torch.Tensor, terminateds: torch.Tensor, next_q: tuple[torch.Tensor, ...],
                     next_pi: tuple[torch.Tensor, torch.Tensor], alpha: torch.Tensor) -> torch.Tensor:
-        """y = r + gamma (1 - terminated) (min(Q1', Q2') - alpha log pi(a'|s')); discrete: expectation over a'."""
-        q = torch.min(*next_q)
+        """y = r + gamma (1 - terminated) (twin(Q1', Q2') - alpha log pi(a'|s')); discrete: expectation over a'."""
+        q = self.twin(*next_q)
         if self.discrete:
             probs, logp = next_pi
             v = (probs * (q - alpha * logp)).sum(-1)
@@ -248,7 +271,14 @@ class SoftActorCritic(Algorithm):
             y = self.soft_target(rewards, terminateds, next_q, next_pi, alpha)
         q1 = self.q_values(self.q1, states, actions)
         q2 = self.q_values(self.q2, states, actions)
+        return self.td_loss(q1, q2, actions, y)
+
+    def td_loss(self, q1: torch.Tensor, q2: torch.Tensor, actions: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Both critics' losses against the target y; discrete: Q(s, .) is kept for the policy loss
+        (`discrete_policy_q: critic_forward`), then the taken action's value is read."""
         if self.discrete:
+            if self.config.discrete_policy_q == "critic_forward":
+                self.policy_q = (q1.detach(), q2.detach())
             q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
         self.q_batches.append(q1.detach().mean())
         return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
@@ -257,14 +287,29 @@ class SoftActorCritic(Algorithm):
         """Returns (policy loss, mean log pi) for the alpha loss."""
         alpha = self.alpha_tensor()
         pi, logp = self.policy(states, self.rng.train)
-        q = torch.min(self.q_values(self.q1, states, pi), self.q_values(self.q2, states, pi))
+        if self.discrete and self.policy_q is not None:
+            q = self.twin(*self.policy_q)
+        else:
+            q = self.twin(self.q_values(self.q1, states, pi), self.q_values(self.q2, states, pi))
         if self.discrete:
             loss = (pi * (alpha * logp - q)).sum(-1).mean()
             mean_logp = (pi * logp).sum(-1)
+            if self.config.entropy_penalty_coef > 0:
+                loss = loss + self.entropy_penalty(-mean_logp.mean())
         else:
             loss = (alpha * logp - q).mean()
             mean_logp = logp
         return loss, mean_logp.detach()
+
+    def entropy_penalty(self, entropy: torch.Tensor) -> torch.Tensor:
+        """beta/2 (H_ema - H)^2, H_ema the moving average of earlier updates' entropies (the first update's
+        own value at the start), then H_ema <- 0.99 H_ema + 0.01 H (SD-SAC's penalty, as SLM Lab applies it)."""
+        h = float(entropy.detach())
+        if self.entropy_ema is None:
+            self.entropy_ema = h
+        penalty = self.config.entropy_penalty_coef * 0.5 * (self.entropy_ema - entropy) ** 2
+        self.entropy_ema = 0.99 * self.entropy_ema + 0.01 * h
+        return penalty
 
     def alpha_loss(self, mean_logp: torch.Tensor) -> torch.Tensor:
         """J(alpha) = E[-alpha (log pi + H_target)] (Haarnoja et al. 2018b, eq. 18)."""
@@ -317,7 +362,7 @@ class SoftActorCritic(Algorithm):
 
     def extra_state(self) -> dict[str, Any]:
         return {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates, "entropy": self.entropy,
-                "q_mean": self.q_mean}
+                "q_mean": self.q_mean, "entropy_ema": self.entropy_ema}
 
     def load_extra_state(self, d: dict) -> None:
         if "log_alpha" in d:
@@ -326,3 +371,4 @@ class SoftActorCritic(Algorithm):
         self.updates = int(d.get("updates", 0))
         self.entropy = d.get("entropy", float("nan"))
         self.q_mean = d.get("q_mean", float("nan"))
+        self.entropy_ema = d.get("entropy_ema")

@@ -302,8 +302,12 @@ def all_finite(grads: list[torch.Tensor]) -> bool:
 class Optimizer:
     """An optimizer with its lr scheduler, grad clipping and a guard against non-finite updates."""
 
-    def __init__(self, params: list[nn.Parameter], config: NetConfig, frames_per_update: int):
+    def __init__(self, params: list[nn.Parameter], config: NetConfig, frames_per_update: int,
+                 clip_groups: list[list[nn.Parameter]] | None = None):
         self.params = [p for p in params if p.requires_grad]
+        # nets whose gradients `clip_grad_val` bounds each on its own (twin critics under one optimizer, as
+        # SLM Lab clips each net); None: all of `params` together
+        self.clip_groups = [[p for p in g if p.requires_grad] for g in clip_groups] if clip_groups else None
         spec = config.optim_spec or ClassSpec(name="Adam", lr=1e-3)
         self.name = spec.name  # as the spec names it (SLM Lab's GlobalAdam shares its state under Hogwild)
         self.optim = make_optim(spec, self.params)
@@ -326,7 +330,10 @@ class Optimizer:
         """Clip the gradients the last backward left; False (counted, gradients dropped) if one is not finite."""
         grads = [p.grad for p in self.params if p.grad is not None]
         if self.clip_grad_val is not None and grads:
-            finite = math.isfinite(float(clip_grad_norm(grads, self.clip_grad_val)))
+            groups = [grads] if self.clip_groups is None else [
+                [p.grad for p in g if p.grad is not None] for g in self.clip_groups]
+            norms = [clip_grad_norm(g, self.clip_grad_val) for g in groups if g]
+            finite = math.isfinite(float(norms[0] if len(norms) == 1 else torch.stack(norms).sum()))
         else:
             finite = all_finite(grads)
         if not finite:

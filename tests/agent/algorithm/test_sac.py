@@ -65,15 +65,87 @@ def test_soft_target_uses_the_twin_min_and_the_entropy_term():
     assert torch.allclose(y, torch.tensor([1.0 + 0.9 * (4.0 + 0.5), 2.0]))
 
 
-def test_discrete_soft_target_is_an_exact_expectation():
-    agent, env = _agent(_raw("CartPole-v1", "Categorical"))
+@pytest.mark.parametrize("twin_q, q_of_action", [("min", (1.0, 3.0)), ("mean", (1.5, 3.5))])
+def test_discrete_soft_target_is_an_exact_expectation(twin_q, q_of_action):
+    agent, env = _agent(_raw("CartPole-v1", "Categorical", twin_q=twin_q))
     env.close()
     probs = torch.tensor([[0.25, 0.75]])
     logp = probs.log()
     q1, q2 = torch.tensor([[1.0, 4.0]]), torch.tensor([[2.0, 3.0]])
     y = agent.soft_target(torch.tensor([0.0]), torch.tensor([0.0]), (q1, q2), (probs, logp), torch.tensor(0.1))
-    v = 0.25 * (1.0 - 0.1 * math.log(0.25)) + 0.75 * (3.0 - 0.1 * math.log(0.75))
+    v = 0.25 * (q_of_action[0] - 0.1 * math.log(0.25)) + 0.75 * (q_of_action[1] - 0.1 * math.log(0.75))
     assert float(y) == pytest.approx(0.9 * v, rel=1e-6)
+
+
+@pytest.mark.parametrize("env_name, pdtype, twin_q, expected", [
+    ("CartPole-v1", "Categorical", "auto", "mean"), ("Pendulum-v1", "Normal", "auto", "min"),
+    ("CartPole-v1", "Categorical", "min", "min"), ("Pendulum-v1", "Normal", "mean", "mean")])
+def test_twin_q_auto_is_slm_labs_mean_for_discrete_and_min_for_continuous(env_name, pdtype, twin_q, expected):
+    agent, env = _agent(_raw(env_name, pdtype, twin_q=twin_q))
+    env.close()
+    assert agent.twin_q == expected
+    q1, q2 = torch.tensor([1.0, 6.0]), torch.tensor([3.0, 2.0])
+    assert torch.equal(agent.twin(q1, q2), torch.tensor([1.0, 2.0]) if expected == "min" else torch.tensor([2.0, 4.0]))
+
+
+def _discrete_batch(agent):
+    g = torch.Generator().manual_seed(0)
+    states = torch.randn(8, 4, generator=g)
+    actions = torch.randint(0, 2, (8,), generator=g)
+    return states, actions, torch.ones(8), torch.randn(8, 4, generator=g), torch.zeros(8)
+
+
+@pytest.mark.parametrize("source", ["critic_forward", "fresh"])
+def test_discrete_policy_loss_reads_the_critic_forward_or_a_fresh_one(source):
+    agent, env = _agent(_raw("CartPole-v1", "Categorical", discrete_policy_q=source))
+    env.close()
+    states, actions, rewards, next_states, terms = _discrete_batch(agent)
+    agent.critic_loss(states, actions, rewards, next_states, terms)
+    q_then = ((agent.q1(states) + agent.q2(states)) / 2).detach()
+    with torch.no_grad():  # the critic step moves the critics after their loss's forward
+        for p in [*agent.q1.parameters(), *agent.q2.parameters()]:
+            p.add_(0.5)
+    q_now = ((agent.q1(states) + agent.q2(states)) / 2).detach()
+    loss, _ = agent.actor_loss(states)
+    with torch.no_grad():
+        pi, logp = agent.policy(states, agent.rng.train)
+        alpha = agent.alpha_tensor()
+    expected = (pi * (alpha * logp - (q_then if source == "critic_forward" else q_now))).sum(-1).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert not torch.allclose(q_then, q_now)
+    if source == "critic_forward":
+        loss.backward()  # the reused values are detached: the policy loss reaches the actor only
+        assert all(p.grad is None for p in agent.q1.parameters())
+        assert any(p.grad is not None for p in agent.actor.parameters())
+
+
+def test_entropy_penalty_against_its_moving_average():
+    agent, env = _agent(_raw("CartPole-v1", "Categorical", entropy_penalty_coef=2.0))
+    env.close()
+    # first update: the average starts at the entropy itself, so no penalty; then it moves 1% toward each
+    assert float(agent.entropy_penalty(torch.tensor(0.6))) == 0.0 and agent.entropy_ema == pytest.approx(0.6)
+    assert float(agent.entropy_penalty(torch.tensor(0.4))) == pytest.approx(2.0 * 0.5 * (0.6 - 0.4) ** 2)
+    assert agent.entropy_ema == pytest.approx(0.99 * 0.6 + 0.01 * 0.4)
+    h = torch.tensor(0.5, requires_grad=True)
+    agent.entropy_penalty(h).backward()  # d/dH beta/2 (ema - H)^2 = -beta (ema - H)
+    assert float(h.grad) == pytest.approx(-2.0 * (0.99 * 0.6 + 0.01 * 0.4 - 0.5), rel=1e-5)
+    assert agent.load_extra_state(agent.extra_state()) is None and agent.entropy_ema == pytest.approx(
+        0.99 * (0.99 * 0.6 + 0.01 * 0.4) + 0.01 * 0.5)
+    # in the policy loss: the loss with the penalty minus the loss without is the penalty
+    states = _discrete_batch(agent)[0]
+    agent.entropy_ema = 0.0
+    with_penalty, mean_logp = agent.actor_loss(states)
+    agent.config = agent.config.model_copy(update={"entropy_penalty_coef": 0.0})
+    without, _ = agent.actor_loss(states)
+    assert float((with_penalty - without).detach()) == pytest.approx(2.0 * 0.5 * float(mean_logp.mean()) ** 2, rel=1e-4)
+
+
+def test_entropy_penalty_is_refused_for_continuous_actions():
+    from looplab.errors import SpecError
+
+    with pytest.raises(SpecError, match="discrete actions only") as e:
+        _agent(_raw(entropy_penalty_coef=0.1))
+    assert "agent.algorithm.entropy_penalty_coef" in str(e.value)
 
 
 def test_alpha_loss_and_its_gradient_direction():

@@ -149,3 +149,30 @@ def test_a_nonfinite_gradient_skips_the_step_and_counts():
     assert step_jointly([(opt, loss)]) == [False]
     assert opt.nonfinite == 1 and all(p.grad is None for p in net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_clip_groups_bound_each_net_on_its_own():
+    """Twin critics under one optimizer: clip_grad_val bounds each net's gradient norm, as SLM Lab clips
+    each net; without groups the norm of all of them together is bounded."""
+    from looplab.agent.net.base import NetConfig
+
+    def grads_after_clip(groups: bool) -> tuple[float, float]:
+        a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+        opt = Optimizer([a, b], NetConfig(type="MLPNet", clip_grad_val=1.0), 1,
+                        clip_groups=[[a], [b]] if groups else None)
+        a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0])  # norms 3 and 4, together 5
+        assert opt.clip()
+        return float(a.grad.norm()), float(b.grad.norm())
+
+    assert grads_after_clip(groups=True) == pytest.approx((1.0, 1.0), rel=1e-5)
+    assert grads_after_clip(groups=False) == pytest.approx((3.0 / 5.0, 4.0 / 5.0), rel=1e-5)
+
+
+def test_clip_groups_skip_a_non_finite_gradient_in_any_net():
+    from looplab.agent.net.base import NetConfig
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = Optimizer([a, b], NetConfig(type="MLPNet", clip_grad_val=1.0), 1, clip_groups=[[a], [b]])
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([math.nan, 4.0])
+    assert not opt.clip()
+    assert a.grad is None and b.grad is None and opt.nonfinite == 1
