@@ -135,11 +135,13 @@ def benchmark(
     publish: Annotated[str | None, typer.Option("--publish", help="also write the table into this markdown file, "
                                                                   "e.g. BENCHMARKS.md")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="run failed rows again")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="run again the finished rows (of --rows) that were made at "
+                                                        "another git SHA than this code's")] = False,
 ) -> None:
     """Run a benchmark suite row by row (resumable) and write its table: benchmark.md, .csv, graphs."""
     from looplab.experiment.benchmark import run_benchmark
 
-    run_benchmark(suite, out, rows, sessions, frames, data, quiet, publish, retry_failed)
+    run_benchmark(suite, out, rows, sessions, frames, data, quiet, publish, retry_failed, rerun)
 
 
 @app.command()

@@ -34,7 +34,7 @@ from looplab import io
 from looplab.analysis import benchmark as table
 from looplab.errors import LoopLabError, SpecError
 from looplab.experiment.resume import code_shas, resume_trial
-from looplab.experiment.run import execute, prepare, redacted_command, start_trial
+from looplab.experiment.run import execute, git_info, prepare, redacted_command, start_trial
 from looplab.experiment.session import finished_earlier
 from looplab.runfolder import SPEC_SUFFIX, STATUS, SUBDIRS, RunPaths, alive, data_dir, read_status
 from looplab.spec.schema import Spec
@@ -146,10 +146,12 @@ def default_out(data: Path, suite: Suite, sessions: int | None, frames: int | No
 
 
 class Benchmark:
-    def __init__(self, suite: Suite, file: str, data: Path, out: Path, quiet: bool, retry_failed: bool):
+    def __init__(self, suite: Suite, file: str, data: Path, out: Path, quiet: bool, retry_failed: bool,
+                 rerun: bool = False):
         self.suite, self.file, self.data, self.out = suite, file, data, out
         self.quiet = quiet
         self.retry_failed = retry_failed
+        self.rerun = rerun
         self.state = State(out / STATE_FILE, suite, data)
         self.command = redacted_command(sys.argv)
 
@@ -177,6 +179,11 @@ class Benchmark:
             return "start", None
         root = self.data / entry["run"] if entry.get("run") else None
         if entry.get("status") == "finished" and entry.get("run") and table.archived(self.out, entry["run"]):
+            made_by = self.rerun and self.made_by(entry["run"])
+            if made_by:
+                self.say(f"{p.row.name}: finished in {entry['run']} at git {made_by[:8]}; --rerun: it runs again on "
+                         f"this code")
+                return "start", None
             return "skip", root  # its record is kept in the output folder, with or without the run folder
         if root is not None and not root.is_dir() and entry.get("status") != "failed":
             self.restore(entry, root)
@@ -202,6 +209,13 @@ class Benchmark:
                      f"the row starts again (to continue it instead, run this from a checkout of {made_by[:8]})")
             return "start", None
         return "resume", root
+
+    def made_by(self, run: str) -> str | None:
+        """The git SHA that made a finished row's record, where it is not this code's (None where it is)."""
+        record = self.out / table.ARCHIVE / run
+        spec = RunPaths(record, read_status(record).get("spec_name") or run).spec()
+        made, current = code_shas(io.read_json_object(spec))
+        return made if made and made != current else None
 
     def restore(self, entry: dict, root: Path) -> None:
         """Put a row's record from the output folder (its sessions that ended, copied while it ran) back as its
@@ -390,9 +404,12 @@ def _hours(seconds: float) -> str:
 
 def run_benchmark(suite_arg: str, out: str | None = None, rows: str | None = None, sessions: int | None = None,
                   frames: int | str | None = None, data: str | None = None, quiet: bool = False,
-                  publish: str | None = None, retry_failed: bool = False) -> Path:
+                  publish: str | None = None, retry_failed: bool = False, rerun: bool = False) -> Path:
     """Run (or continue) a suite; returns the path of its `benchmark.md`."""
     sessions, frames = _count("--sessions", sessions), _count("--frames", frames)
+    if rerun and git_info()[0] == "unknown":
+        raise LoopLabError("--rerun runs again the rows made at another git SHA than this code's, and this code's "
+                           "is unknown (not a git checkout)")
     suite, file = load_suite(suite_arg)
     planned = plan(suite, file, select(suite.rows, rows, file), sessions, frames)
     root = data_dir(data)
@@ -407,7 +424,7 @@ def run_benchmark(suite_arg: str, out: str | None = None, rows: str | None = Non
     log.setLevel(logging.INFO)
     log.propagate = False
     try:
-        bench = Benchmark(suite, file, root, out_dir, quiet, retry_failed)
+        bench = Benchmark(suite, file, root, out_dir, quiet, retry_failed, rerun)
         md = bench.run(planned, Path(publish) if publish else None)
     finally:
         log.removeHandler(handler)

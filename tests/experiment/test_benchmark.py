@@ -219,6 +219,36 @@ def test_finished_rows_are_kept_in_the_output_folder_and_skipped_without_their_r
     assert "a2c_cartpole" in md.read_text() or "A2C" in md.read_text()
 
 
+def test_rerun_runs_again_only_the_finished_rows_made_by_other_code(suite, data_dir, monkeypatch):
+    """--rerun: a finished row made at another git SHA starts over (its old record stays); one made by this
+    code is skipped, so the same command resumes and then skips like any other."""
+    out = data_dir / "out"
+    benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir), quiet=True)
+    old = io.read_json(out / benchmark.STATE_FILE)["rows"]["a2c_cartpole"]["run"]
+    calls = []
+    monkeypatch.setattr(benchmark.Benchmark, "run_row",
+                        lambda self, p, action, root: calls.append((p.row.name, action)))
+    benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir), quiet=True, rerun=True)
+    assert calls == []  # made by this code: nothing to run again
+    record = out / "runs" / old / "a2c_cartpole_spec.json"
+    spec = io.read_json(record)
+    spec["meta"]["git_sha"] = "0" * 40  # as if made by an older commit
+    io.write_json(record, spec)
+    benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir), quiet=True)
+    assert calls == []  # without --rerun a finished row is skipped whatever made it
+    benchmark.run_benchmark(str(suite), out=str(out), rows="a2c*", data=str(data_dir), quiet=True, rerun=True)
+    assert calls == [("a2c_cartpole", "start")]
+    assert "finished in " + old + " at git 00000000; --rerun" in (out / "benchmark.log").read_text()
+    assert (out / "runs" / old / "run.json").is_file()
+
+
+def test_rerun_needs_to_know_this_codes_git_sha(suite, data_dir, monkeypatch):
+    monkeypatch.setattr(benchmark, "git_info", lambda: ("unknown", None))
+    with pytest.raises(LoopLabError, match="--rerun"):
+        benchmark.run_benchmark(str(suite), out=str(data_dir / "out"), data=str(data_dir), quiet=True, rerun=True)
+    assert not (data_dir / "out").exists()
+
+
 def test_an_interrupted_row_made_by_other_code_starts_again_and_keeps_its_folder(suite, data_dir):
     proc = start(suite, data_dir)
     state_file = data_dir / "benchmark" / "tiny" / "benchmark_state.json"
