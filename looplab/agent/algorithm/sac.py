@@ -54,10 +54,10 @@ class SACConfig(AlgorithmConfig):
     symlog: bool = False  # false only (SLM Lab's key; symlog Q targets are not supported)
     log_alpha_min: float = -5.0  # the learned log alpha is clamped to [log_alpha_min, log_alpha_max]
     log_alpha_max: float = 2.0
-    alpha_lr: float | None = None  # None: the actor's lr
+    alpha_lr: float | None = None  # alpha's optimizer is the actor's (class, settings, lr schedule); None: its lr
     fixed_alpha: float | None = None  # a constant alpha instead of a learned one
     alpha_anneal_frames: NonNegCount = 0  # with fixed_alpha: its linear decay to 0 over these frames; 0: constant
-    spectral_norm: bool = False  # spectral normalization of the critics' layers
+    spectral_norm: bool = False  # spectral normalization of the critics' penultimate Linear layer
     # the entropy alpha is tuned toward; auto: -action_dim (continuous), entropy_anneal's ratio x ln|A| (discrete)
     target_entropy: Literal["auto"] | float = "auto"
     entropy_anneal: EntropyAnneal | None = None  # discrete auto target; None: start_ratio 0.6, constant
@@ -94,11 +94,14 @@ def squash(loc: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator,
 
 
 def apply_spectral_norm(net: torch.nn.Module) -> None:
-    """Spectral normalization (Miyato et al. 2018) of the hidden Linear layers of a Q net (not its tails)."""
-    tails = {id(m) for m in getattr(net, "tails", [])}
-    for m in list(net.modules()):
-        if isinstance(m, torch.nn.Linear) and id(m) not in tails:
-            torch.nn.utils.parametrizations.spectral_norm(m)
+    """Spectral normalization (Miyato et al. 2018) of a Q net's penultimate Linear layer, the one before its
+    output layer: SLM Lab's reading of the key, after Gogianu et al. (2021), who bound the critic's Lipschitz
+    constant this way where normalizing every layer hurts."""
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    if len(linears) < 2:
+        raise SpecError(f"spectral normalization applies to the critic's penultimate Linear layer, and this critic "
+                        f"has {len(linears)} Linear layer(s)", path="agent.algorithm.spectral_norm")
+    torch.nn.utils.parametrizations.spectral_norm(linears[-2])
 
 
 @ALGORITHMS.register("SoftActorCritic", "SAC")
@@ -153,10 +156,11 @@ class SoftActorCritic(Algorithm):
                                                                                 list(self.q2.parameters())])
         # alpha: learned in log space, starting at 1 (log 0)
         self.log_alpha = torch.zeros(1, device=self.device, requires_grad=True)
-        if cfg.fixed_alpha is None:
-            alpha_lr = cfg.alpha_lr if cfg.alpha_lr is not None else self.optimizers["net"].lr
-            alpha_cfg = actor_cfg.model_copy(update={"optim_spec": ClassSpec(name="Adam", lr=alpha_lr),
-                                                     "lr_scheduler_spec": None, "clip_grad_val": None})
+        if cfg.fixed_alpha is None:  # as in SLM Lab: the actor's optimizer and lr schedule, alpha_lr if set
+            optim = actor_cfg.optim_spec or ClassSpec(name="Adam", lr=1e-3)
+            if cfg.alpha_lr is not None:
+                optim = ClassSpec(**{**optim.model_dump(), "lr": cfg.alpha_lr})
+            alpha_cfg = actor_cfg.model_copy(update={"optim_spec": optim, "clip_grad_val": None})
             self.optimizers["alpha"] = Optimizer([self.log_alpha], alpha_cfg, fpu)
         self.updates = 0  # critic updates, for policy_delay
         self.entropy = float("nan")

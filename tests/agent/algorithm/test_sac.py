@@ -223,3 +223,34 @@ def test_sac_learns_pendulum(tmp_path):
     session.run()
     last = list(session.env.returns)[-6:]
     assert np.mean(last) > -400, last
+
+
+def test_spectral_norm_bounds_the_critics_penultimate_linear_layer_only():
+    raw = _raw(spectral_norm=True)
+    raw["agent"]["net"]["hid_layers"] = [8, 8]
+    agent, env = _agent(raw)
+    env.close()
+    for net in (agent.q1, agent.q2, agent.target_q1, agent.target_q2):
+        linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        assert [torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in linears] == [False, True, False]
+    raw = _raw(spectral_norm=True)
+    raw["agent"]["net"]["hid_layers"] = []  # the output layer alone
+    from looplab.errors import SpecError
+
+    with pytest.raises(SpecError, match="penultimate"):
+        _agent(raw)
+
+
+def test_alpha_takes_the_actors_optimizer_and_lr_schedule_as_in_slm_lab():
+    raw = _raw(alpha_lr=0.01)
+    raw["agent"]["net"] |= {"optim_spec": {"name": "AdamW", "lr": 0.001, "weight_decay": 0.05},
+                            "lr_scheduler_spec": {"name": "LinearToZero", "frame": 100}}
+    agent, env = _agent(raw)
+    env.close()
+    alpha = agent.optimizers["alpha"]
+    assert type(alpha.optim) is torch.optim.AdamW and alpha.lr == pytest.approx(0.01)
+    assert alpha.optim.param_groups[0]["weight_decay"] == 0.05 and alpha.clip_grad_val is None
+    assert alpha.lr_scheduler is not None
+    agent.step_lr_schedulers()
+    assert 0.0 < alpha.lr < 0.01  # decays with the actor's
+    assert agent.optimizers["net"].lr < 0.001
