@@ -149,6 +149,12 @@ class SoftActorCritic(Algorithm):
             apply_spectral_norm(self.q2)
         self.init_targets()
         self.q_loss_fn = make_loss(critic_cfg.loss_spec)
+        self.q_loss_each = copy.copy(self.q_loss_fn)  # per sample, for importance-sampling weights
+        self.q_loss_each.reduction = "none"
+        # prioritized replay: the sampled batch's importance weights (or None) and, after the critic loss, its
+        # TD errors |min(Q1, Q2) - y| (SLM Lab's), which become the sampled slots' priorities
+        self.batch_weights: torch.Tensor | None = None
+        self.td_errors: torch.Tensor | None = None
         fpu = max(1, cfg.training_frequency)
         self.optimizers["net"] = Optimizer(list(self.actor.parameters()), actor_cfg, fpu)
         self.optimizers["critic_net"] = Optimizer(list(self.q1.parameters()) + list(self.q2.parameters()),
@@ -285,7 +291,12 @@ class SoftActorCritic(Algorithm):
                 self.policy_q = (q1.detach(), q2.detach())
             q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
         self.q_batches.append(q1.detach().mean())
-        return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
+        if hasattr(self.memory, "update_priorities"):
+            self.td_errors = (torch.min(q1, q2) - y).detach().abs()
+        w = self.batch_weights
+        if w is None:
+            return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)
+        return (w * self.q_loss_each(q1, y)).mean() + (w * self.q_loss_each(q2, y)).mean()
 
     def actor_loss(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (policy loss, mean log pi) for the alpha loss."""
@@ -344,9 +355,13 @@ class SoftActorCritic(Algorithm):
     def train(self) -> float:
         losses = []
         for _ in range(self.training_iter):
-            states, actions, rewards, next_states, terminateds = self.batch_tensors(self.memory.sample())
+            batch = self.memory.sample()
+            states, actions, rewards, next_states, terminateds = self.batch_tensors(batch)
+            self.batch_weights = self.to_tensor(batch["weights"]) if "weights" in batch else None
             loss = self.critic_loss(states, actions, rewards, next_states, terminateds)
             self.step_optim("critic_net", loss)
+            if "priority_indices" in batch:
+                self.memory.update_priorities(batch["priority_indices"], self.td_errors.cpu().numpy())
             losses.append(loss.detach())
             self.updates += 1
             if self.updates % self.config.policy_delay == 0:

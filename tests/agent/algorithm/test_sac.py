@@ -254,3 +254,39 @@ def test_alpha_takes_the_actors_optimizer_and_lr_schedule_as_in_slm_lab():
     agent.step_lr_schedulers()
     assert 0.0 < alpha.lr < 0.01  # decays with the actor's
     assert agent.optimizers["net"].lr < 0.001
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_prioritized_replay_gets_the_critics_td_errors_and_weights_their_losses(weights):
+    raw = _raw("CartPole-v1", "Categorical")
+    raw["agent"]["memory"] = {"name": "PrioritizedReplay", "batch_size": 8, "max_size": 100, "alpha": 0.6,
+                              "epsilon": 0.0001, "importance_weights": weights}
+    agent, env = _agent(raw)
+    state = env.reset()
+    for _ in range(12):
+        state = step(agent, env, state)  # trains from the first transition on (training_start_step 0)
+    env.close()
+    assert agent.clock.opt_step > 0
+    mem = agent.memory
+    new = mem.slm_lab_priority
+    stored = mem.tree.get(np.arange(mem.size))
+    assert (stored < new).any()  # sampled slots left the new-item priority for (|TD error| + eps)^alpha
+    # the same rule by hand on a fresh batch: priorities from |min(Q1, Q2) - y| of the critic loss, and the
+    # loss weighted per sample where the memory gives importance weights
+    batch = mem.sample()
+    states, actions, rewards, next_states, terms = agent.batch_tensors(batch)
+    agent.batch_weights = agent.to_tensor(batch["weights"]) if weights else None
+    loss = agent.critic_loss(states, actions, rewards, next_states, terms)
+    with torch.no_grad():
+        q1 = agent.q1(states).gather(-1, actions[:, None]).squeeze(-1)
+        q2 = agent.q2(states).gather(-1, actions[:, None]).squeeze(-1)
+        probs = torch.softmax(agent.actor(next_states), -1)
+        tq = (agent.target_q1(next_states) + agent.target_q2(next_states)) / 2  # discrete: the twins' mean
+        v = (probs * (tq - agent.alpha * probs.log())).sum(-1)
+        y = rewards + 0.9 * (1 - terms) * v
+    assert torch.allclose(agent.td_errors, (torch.min(q1, q2) - y).abs(), atol=1e-5)
+    assert ("weights" in batch) is weights
+    w = agent.to_tensor(batch["weights"]) if weights else torch.ones(8)
+    assert float(loss.detach()) == pytest.approx(float((w * (q1 - y) ** 2).mean() + (w * (q2 - y) ** 2).mean()), rel=1e-4)
+    if weights:
+        assert float(w.max()) == pytest.approx(1.0) and float(w.min()) < 1.0
