@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
+from looplab.agent.algorithm.actor_critic import symlog
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
 from looplab.agent.net.base import NetConfig, Optimizer, build_net, copy_weights, polyak_update
 from looplab.agent.net.optim import make_loss
@@ -51,7 +52,7 @@ class SACConfig(AlgorithmConfig):
     # from the critic loss's forward on the same batch (before that update's step, detached; for CrossQ in
     # train mode); fresh: a forward after the critic step (for CrossQ in eval mode)
     discrete_policy_q: Literal["critic_forward", "fresh"] = "critic_forward"
-    symlog: bool = False  # false only (SLM Lab's key; symlog Q targets are not supported)
+    symlog: bool = False  # the critics' loss compares symlog(Q) with symlog(y) (DreamerV3's compression)
     log_alpha_min: float = -5.0  # the learned log alpha is clamped to [log_alpha_min, log_alpha_max]
     log_alpha_max: float = 2.0
     alpha_lr: float | None = None  # alpha's optimizer is the actor's (class, settings, lr schedule); None: its lr
@@ -67,13 +68,6 @@ class SACConfig(AlgorithmConfig):
     def _penalty(cls, v: float) -> float:
         if not v >= 0.0:
             raise ValueError(f"must be >= 0, got {v}")
-        return v
-
-    @field_validator("symlog")
-    @classmethod
-    def _symlog(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("symlog Q targets are not supported by SoftActorCritic")
         return v
 
 
@@ -293,6 +287,8 @@ class SoftActorCritic(Algorithm):
         self.q_batches.append(q1.detach().mean())
         if hasattr(self.memory, "update_priorities"):
             self.td_errors = (torch.min(q1, q2) - y).detach().abs()
+        if self.config.symlog:  # the nets keep predicting raw values; only the loss compares compressed ones
+            q1, q2, y = symlog(q1), symlog(q2), symlog(y)
         w = self.batch_weights
         if w is None:
             return self.q_loss_fn(q1, y) + self.q_loss_fn(q2, y)

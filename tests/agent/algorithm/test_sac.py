@@ -290,3 +290,20 @@ def test_prioritized_replay_gets_the_critics_td_errors_and_weights_their_losses(
     assert float(loss.detach()) == pytest.approx(float((w * (q1 - y) ** 2).mean() + (w * (q2 - y) ** 2).mean()), rel=1e-4)
     if weights:
         assert float(w.max()) == pytest.approx(1.0) and float(w.min()) < 1.0
+
+
+def test_symlog_compresses_what_the_critic_loss_compares():
+    agent, env = _agent(_raw(symlog=True))
+    env.close()
+    q1, q2, y = torch.tensor([3.0, -1.0]), torch.tensor([0.0, 2.0]), torch.tensor([10.0, -5.0])
+
+    def sl(x):
+        return math.copysign(math.log1p(abs(x)), x)
+    expected = (sum((sl(a) - sl(b)) ** 2 for a, b in zip([3.0, -1.0], [10.0, -5.0], strict=True)) / 2
+                + sum((sl(a) - sl(b)) ** 2 for a, b in zip([0.0, 2.0], [10.0, -5.0], strict=True)) / 2)
+    loss = agent.td_loss(q1, q2, torch.zeros(2, 1), y)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    plain, env = _agent(_raw())
+    env.close()
+    assert float(plain.td_loss(q1, q2, torch.zeros(2, 1), y)) == pytest.approx(
+        float(((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()), rel=1e-6)
