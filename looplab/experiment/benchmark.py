@@ -162,12 +162,24 @@ class Benchmark:
             print(f"benchmark {self.suite.name}: {text}", file=sys.stderr, flush=True)
 
     def eta(self, todo: list[Planned]) -> str:
-        done = [e for e in self.state.rows.values() if e.get("status") == "finished" and e.get("work")
-                and e.get("wall_time")]
+        """Time left: each row's frames at the seconds per frame of the finished rows of its algorithm, or of
+        all finished rows where none of its algorithm has finished (an off-policy row runs many times
+        slower per frame than an on-policy one)."""
+        done = {name: e for name, e in self.state.rows.items() if e.get("status") == "finished" and e.get("work")
+                and e.get("wall_time")}
         if not done or not todo:
             return "ETA – (no finished row yet)" if todo else ""
-        rate = sum(e["wall_time"] for e in done) / sum(e["work"] for e in done)
-        return f"ETA {_hours(rate * sum(p.work for p in todo))} (from {len(done)} finished row(s))"
+        algorithm = {r.name: r.algorithm for r in self.suite.rows}
+
+        def rate(entries: list[dict]) -> float:
+            return sum(e["wall_time"] for e in entries) / sum(e["work"] for e in entries)
+
+        overall = rate(list(done.values()))
+        seconds = 0.0
+        for p in todo:
+            same = [e for name, e in done.items() if algorithm.get(name) == p.row.algorithm]
+            seconds += (rate(same) if same else overall) * p.work
+        return f"ETA {_hours(seconds)} (from {len(done)} finished row(s))"
 
     # ---- one row ------------------------------------------------------------------------------------
     def status_of(self, p: Planned) -> tuple[str, Path | None]:

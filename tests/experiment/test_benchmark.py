@@ -342,3 +342,19 @@ def test_a_row_whose_machine_is_gone_continues_from_the_sessions_its_output_fold
     assert entry["status"] == "finished" and benchmark.table.archived(out, run)
     assert 100 <= entry["wall_time"] < 100 + (time.time() - t0)  # the lost segment ends at its last sign of life
     assert "| finished |" in (out / "benchmark.md").read_text()
+
+
+def test_eta_prices_each_row_at_its_algorithms_speed(suite, data_dir):
+    """A finished A2C row at 1 s per 100 frames and a PPO one at 1 s per 10 frames: rows left are priced at
+    their own algorithm's rate, an algorithm with no finished row at the rate of all of them."""
+    from looplab.spec.suite import load_suite
+
+    s, file = load_suite(str(suite))
+    bench = benchmark.Benchmark(s, file, data_dir, data_dir / "out", quiet=True, retry_failed=False)
+    bench.state.rows = {"a2c_cartpole": {"status": "finished", "work": 3000, "wall_time": 30.0},
+                        "ppo_cartpole": {"status": "finished", "work": 600, "wall_time": 60.0}}
+    planned = benchmark.plan(s, file, [0, 1], None, None)  # ppo: 800 frames x 1 session; a2c: 3000 x 1
+    assert bench.eta(planned) == "ETA 2m (from 2 finished row(s))"  # 800 x 0.1 + 3000 x 0.01 = 110 s
+    bench.state.rows.pop("ppo_cartpole")
+    assert bench.eta(planned[:1]) == "ETA 0m (from 1 finished row(s))"  # 800 x 0.01 = 8 s at A2C's rate
+    assert bench.eta([]) == ""
