@@ -1,10 +1,11 @@
 """Milliseconds per `train()` call of a spec's algorithm, in one process with one torch thread.
 
-Usage: python bench/update_time.py SPEC_FILE SPEC_NAME [--calls 100] [--steps 300]
+Usage: python bench/update_time.py SPEC_FILE SPEC_NAME [--calls 100] [--steps 300] [--set KEY=VALUE ...]
 
 The agent steps its env `--steps` times (training starts at once, whatever `training_start_step` says),
 then `train()` runs 10 times as a warm-up and `--calls` times timed. To compare two versions of the
-code, run it from a checkout of each, in turn, on a quiet machine.
+code, run it from a checkout of each, in turn, on a quiet machine; to compare two settings of a key, give
+each with `--set`, as `looplab run` takes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from looplab.agent.validate import validate_spec
 from looplab.env import Clock, Env
 from looplab.experiment.session import step
 from looplab.spec import load_spec
+from looplab.spec.load import parse_set
 
 
 def main() -> None:
@@ -27,9 +29,10 @@ def main() -> None:
     parser.add_argument("spec_name")
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    raw, file = load_spec(args.spec_file, args.spec_name)
+    raw, file = load_spec(args.spec_file, args.spec_name, overrides=parse_set(args.set))
     spec = validate_spec(raw, file, spec_name=args.spec_name)
     env = Env(spec, 0)
     clock = Clock(num_envs=env.num_envs)
