@@ -211,10 +211,10 @@ class Benchmark:
             return "skip", root
         if entry.get("status") == "failed":
             return "start", None
-        saved_spec = RunPaths(root, read_status(root).get("spec_name") or p.spec.name).spec()
-        if not saved_spec.exists():
+        shas = _made_at(root, p.spec.name)
+        if shas is None:
             return "start", None  # killed before the run folder held its spec: nothing to continue
-        made_by, current = code_shas(json.loads(saved_spec.read_text()))
+        made_by, current = shas
         if made_by and "unknown" not in (made_by, current) and made_by != current:
             # a row's sessions all run on one code; its unfinished folder stays where it is
             self.say(f"{p.row.name}: {entry['run']} was made at git {made_by[:8]}, this is {current[:8]}; "
@@ -224,9 +224,7 @@ class Benchmark:
 
     def made_by(self, run: str) -> str | None:
         """The git SHA that made a finished row's record, where it is not this code's (None where it is)."""
-        record = self.out / table.ARCHIVE / run
-        spec = RunPaths(record, read_status(record).get("spec_name") or run).spec()
-        made, current = code_shas(io.read_json_object(spec))
+        made, current = _made_at(self.out / table.ARCHIVE / run, run) or (None, None)
         return made if made and made != current else None
 
     def restore(self, entry: dict, root: Path) -> None:
@@ -375,6 +373,12 @@ class SessionArchiver:
             self.entry.update(sessions_ended=sorted(self.ended | set(self.entry.get("sessions_ended") or [])),
                               last_seen=time.time())
         self.state.save()
+
+
+def _made_at(root: Path, name: str) -> tuple[str | None, str] | None:
+    """(the git SHA that made the run in `root`, this code's), from its saved spec; None if it has none."""
+    spec = RunPaths(root, read_status(root).get("spec_name") or name).spec()
+    return code_shas(json.loads(spec.read_text())) if spec.exists() else None
 
 
 def _last_write(root: Path | None, since: float | None) -> float:

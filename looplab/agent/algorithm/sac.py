@@ -145,9 +145,10 @@ class SoftActorCritic(Algorithm):
         self.q_loss_fn = make_loss(critic_cfg.loss_spec)
         self.q_loss_each = copy.copy(self.q_loss_fn)  # per sample, for importance-sampling weights
         self.q_loss_each.reduction = "none"
-        # prioritized replay: the sampled batch's importance weights (or None) and, after the critic loss, its
-        # TD errors |min(Q1, Q2) - y| (SLM Lab's), which become the sampled slots' priorities
+        # prioritized replay: the sampled batch's importance weights (or None), whether its TD errors are wanted,
+        # and after the critic loss those errors |min(Q1, Q2) - y| (SLM Lab's), the sampled slots' new priorities
         self.batch_weights: torch.Tensor | None = None
+        self.prioritized = False
         self.td_errors: torch.Tensor | None = None
         fpu = max(1, cfg.training_frequency)
         self.optimizers["net"] = Optimizer(list(self.actor.parameters()), actor_cfg, fpu)
@@ -285,7 +286,7 @@ class SoftActorCritic(Algorithm):
                 self.policy_q = (q1.detach(), q2.detach())
             q1, q2 = q1.gather(-1, actions[:, None]).squeeze(-1), q2.gather(-1, actions[:, None]).squeeze(-1)
         self.q_batches.append(q1.detach().mean())
-        if hasattr(self.memory, "update_priorities"):
+        if self.prioritized:
             self.td_errors = (torch.min(q1, q2) - y).detach().abs()
         if self.config.symlog:  # the nets keep predicting raw values; only the loss compares compressed ones
             q1, q2, y = symlog(q1), symlog(q2), symlog(y)
@@ -354,9 +355,10 @@ class SoftActorCritic(Algorithm):
             batch = self.memory.sample()
             states, actions, rewards, next_states, terminateds = self.batch_tensors(batch)
             self.batch_weights = self.to_tensor(batch["weights"]) if "weights" in batch else None
+            self.prioritized = "priority_indices" in batch
             loss = self.critic_loss(states, actions, rewards, next_states, terminateds)
             self.step_optim("critic_net", loss)
-            if "priority_indices" in batch:
+            if self.prioritized:
                 self.memory.update_priorities(batch["priority_indices"], self.td_errors.cpu().numpy())
             losses.append(loss.detach())
             self.updates += 1

@@ -17,13 +17,13 @@ BRN_CRITIC = {"type": "TorchArcNet", "gpu": False, "optim_spec": {"name": "Adam"
                       "graph": {"input": "x", "modules": {"body": ["x"]}, "output": "body"}}}
 
 
-def _agent():
-    raw = {"agent": {"algorithm": {"name": "CrossQ", "action_pdtype": "Normal", "training_start_step": 0,
+def _agent(env_name: str = "Pendulum-v1", pdtype: str = "Normal"):
+    raw = {"agent": {"algorithm": {"name": "CrossQ", "action_pdtype": pdtype, "training_start_step": 0,
                                    "policy_delay": 1},
                      "memory": {"name": "Replay", "batch_size": 8, "max_size": 100},
                      "net": {"type": "MLPNet", "hid_layers": [8], "gpu": False},
                      "critic_net": BRN_CRITIC},
-           "env": {"name": "Pendulum-v1", "num_envs": 1, "max_frame": 100}, "meta": {"max_session": 1}}
+           "env": {"name": env_name, "num_envs": 1, "max_frame": 100}, "meta": {"max_session": 1}}
     spec = validate_spec(raw, spec_name="t")
     env = Env(spec, seed=0)
     return ALGORITHMS.get("CrossQ")(spec, env.info, Clock(num_envs=1), 0), env
@@ -81,3 +81,19 @@ def test_crossq_smoke_runs_through_the_cli(data_dir):
     df = pd.read_csv(next(only_run(data_dir).glob("info/*session_df*.csv")))
     assert df["opt_step"].iloc[-1] > 0 and np.isfinite(df["loss"].iloc[-1])
     assert "alpha" in df.columns
+
+
+def test_discrete_policy_loss_reads_the_critics_train_mode_joint_forward():
+    """SLM Lab's discrete CrossQ: the policy loss reads Q(s, .) from the critic loss's train-mode forward of the
+    joint (s, s') batch, not an eval-mode forward of s alone."""
+    agent, env = _agent("CartPole-v1", "Categorical")
+    env.close()
+    g = torch.Generator().manual_seed(0)
+    s, s2 = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g) + 3.0
+    a = torch.randint(0, 2, (8,), generator=g)
+    agent.critic_loss(s, a, torch.ones(8), s2, torch.zeros(8))
+    agent.q1.train()
+    joint = agent.q1(torch.cat([s, s2]))[:8].detach()
+    assert torch.allclose(agent.policy_q[0], joint, atol=1e-6)
+    agent.q1.eval()
+    assert not torch.allclose(agent.policy_q[0], agent.q1(s).detach(), atol=1e-3)  # eval mode reads otherwise
