@@ -124,7 +124,7 @@ def print_summary(paths, metrics: dict) -> None:
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="suite file (YAML), or a shipped suite: slm_lab_classic, slm_lab_box2d, looplab_classic")],
+    suite: Annotated[str, typer.Argument(help="suite file (YAML), or a shipped suite: slm_lab_classic, slm_lab_box2d, looplab_classic, looplab_box2d")],
     out: Annotated[str | None, typer.Option("--out", help="output folder (default DATA/benchmark/SUITE)")] = None,
     rows: Annotated[str | None, typer.Option("--rows", help="rows to run: names, envs or algorithms, comma-separated "
                                                             "globs or substrings")] = None,

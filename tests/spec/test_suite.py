@@ -48,7 +48,7 @@ def test_a_bad_suite_is_one_error_naming_the_file_and_key(tmp_path, text, where,
 
 
 def test_an_unknown_suite_name_lists_the_shipped_ones():
-    with pytest.raises(SpecError, match="did you mean 'slm_lab_classic'.*shipped suites: looplab_classic, slm_lab_box2d, slm_lab_classic"):
+    with pytest.raises(SpecError, match="did you mean 'slm_lab_classic'.*shipped suites: looplab_box2d, looplab_classic, slm_lab_box2d, slm_lab_classic"):
         load_suite("slm_lab_clasic")
 
 
