@@ -173,7 +173,7 @@ def list_(
     repo: Annotated[str | None, typer.Option("--repo", help="with --remote: OWNER/NAME (default $HF_REPO)")] = None,
 ) -> None:
     """A table of the runs in the data folder (or, with --remote, in a Hub dataset repo)."""
-    from looplab.analysis.commands import list_runs, print_runs
+    from looplab.analysis.runs import list_runs, print_runs
 
     if remote:
         from looplab.hub import remote_runs, repo_id

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from looplab import io
-from looplab.analysis.commands import LIST_COLS, run_row
-from looplab.analysis.graphs import plotly_src
-from looplab.analysis.report import fmt
+from looplab.analysis.plotly_js import plotly_src
+from looplab.analysis.runs import LIST_COLS, run_row
+from looplab.analysis.text import fmt
 from looplab.errors import LoopLabError
 from looplab.runfolder import OPTIM_PATTERNS, REPORT, data_dir, open_run, read_status, run_state
 from looplab.spec.catalog import matches

@@ -19,7 +19,7 @@ import pandas as pd
 
 from looplab import io
 from looplab.analysis import graphs
-from looplab.analysis.report import duration
+from looplab.analysis.text import duration
 from looplab.errors import LoopLabError
 from looplab.runfolder import RESULT_PATTERNS, RunPaths, graph_file, read_status
 from looplab.spec.suite import Suite, SuiteRow

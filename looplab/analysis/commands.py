@@ -1,10 +1,9 @@
-"""The analysis commands: `looplab report`, `plot`, `list` and `analyze`, all from run folders' files."""
+"""The analysis commands: `looplab report`, `plot` and `analyze`, all from run folders' files (`list`: runs.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +13,10 @@ from looplab.agent.validate import validate_spec
 from looplab.analysis import graphs
 from looplab.analysis.baseline import random_baseline
 from looplab.analysis.metrics import session_metrics, write_session_metrics, write_trial_metrics
-from looplab.analysis.report import duration, fmt, write_report
+from looplab.analysis.report import write_report
 from looplab.env.make import env_kwargs
 from looplab.errors import LoopLabError
-from looplab.runfolder import STATUS, RunPaths, alive, data_dir, is_run, open_run, read_status, run_state
-from looplab.spec.catalog import matches, table_console
+from looplab.runfolder import RunPaths, alive, data_dir, open_run, read_status
 
 log = logging.getLogger("looplab")
 
@@ -110,76 +108,3 @@ def plot(run_dirs: list[str], title: str | None = None, out: str | None = None) 
     if not written:
         raise LoopLabError(f"plot: the comparison graph could not be drawn (see the log above): {title}")
     return written
-
-
-# ---- list -----------------------------------------------------------------------------------------
-LIST_COLS = ["name", "date", "env", "algorithm", "frames", "total_reward_ma", "strength", "wall time", "status"]
-
-
-def list_runs(pattern: str | None = None, data: str | None = None) -> list[dict]:
-    """One row per run folder in the data folder (newest first), filtered by PATTERN (glob or substring)."""
-    root = data_dir(data)
-    if not root.is_dir():
-        return []
-    rows = []
-    for d in root.iterdir():
-        if not d.is_dir() or not is_run(d):
-            continue
-        if not matches(d.name, pattern):
-            continue
-        rows.append(run_row(d))
-    return sorted(rows, key=lambda r: r["_mtime"], reverse=True)
-
-
-def run_row(d: Path) -> dict:
-    """The `looplab list` row of one run folder (plus `_mtime`, for sorting)."""
-    st = read_status(d)
-    state = run_state(st)
-    frame, ma = st.get("frame"), st.get("total_reward_ma")
-    if frame is None or ma is None:  # running or stopped early: the sessions' latest rows tell how far it got
-        frame, ma = _latest(d, st.get("spec_name", ""))
-    wall = st.get("wall_time")
-    if wall is None and state == "running" and st.get("started"):
-        try:
-            wall = time.time() - time.mktime(time.strptime(st["started"], "%Y-%m-%d %H:%M:%S"))
-        except ValueError:
-            wall = None
-    return {"name": d.name, "date": st.get("started", ""), "env": st.get("env", ""),
-            "algorithm": st.get("algorithm", ""), "frames": frame, "total_reward_ma": ma,
-            "strength": st.get("strength"), "wall time": wall, "status": state,
-            "_mtime": (d / STATUS if is_run(d) else d).stat().st_mtime}
-
-
-def _latest(d: Path, name: str) -> tuple[int | None, float | None]:
-    frames, mas = [], []
-    paths = RunPaths(d, name)
-    for p in paths.info_dir.glob(paths.session_dfs(kind="train")):
-        try:
-            last = pd.read_csv(p).iloc[-1]
-        except Exception:
-            continue
-        frames.append(int(last["frame"]))
-        if pd.notna(last.get("total_reward_ma")):
-            mas.append(float(last["total_reward_ma"]))
-    return (max(frames) if frames else None), (sum(mas) / len(mas) if mas else None)
-
-
-def print_runs(rows: list[dict], data: str | None = None) -> None:
-    from rich.table import Table
-
-    console = table_console()
-    if not rows:
-        console.print(f"no runs in {data_dir(data)}")
-        return
-    colors = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
-    table = Table(show_header=True, header_style="bold")
-    for c in LIST_COLS:
-        table.add_column(c, justify="right" if c in ("frames", "total_reward_ma", "strength", "wall time") else "left",
-                         no_wrap=c in ("name", "date"))
-    for r in rows:
-        cells = [fmt(r[c]) if c not in ("wall time", "status") else "" for c in LIST_COLS]
-        cells[LIST_COLS.index("wall time")] = duration(r["wall time"]) if r["wall time"] is not None else "–"
-        color = colors.get(r["status"], "white")
-        cells[LIST_COLS.index("status")] = f"[{color}]{r['status']}[/{color}]"
-        table.add_row(*cells)
-    console.print(table)

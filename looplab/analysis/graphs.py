@@ -2,7 +2,7 @@
 
 Every graph is a list of `Panel`s rendered twice: one PNG per panel (matplotlib, headless; SLM Lab's
 file names) and one interactive HTML page per level (plotly). plotly.js (~4.8 MB) is written once, to
-the folder holding the run folders (`plotly_script`), and pages load it by a relative path, so that they
+the folder holding the run folders (`plotly_js`), and pages load it by a relative path, so that they
 open offline from disk without each carrying a copy. A graph that cannot be drawn is logged as an error
 naming it, never dropped silently.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd  # noqa: E402
 
 from looplab import io  # noqa: E402
 from looplab.analysis.metrics import METRICS_COLS, moving_average  # noqa: E402
+from looplab.analysis.plotly_js import library_dir, missing_plotly_note, plotly_src  # noqa: E402
 from looplab.runfolder import graph_file, kind_suffix, open_run  # noqa: E402
 
 log = logging.getLogger("looplab")
@@ -206,28 +206,6 @@ def figure(panels: Sequence[Panel], title: str, cols: int = 2) -> Any:
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
-
-
-def library_dir(paths: Any) -> Path:
-    """Where the pages of a run find plotly.js: the folder holding the run folder (the data folder)."""
-    return paths.root.parent
-
-
-def plotly_src(page: Path, lib_dir: Path) -> str:
-    """The relative path from `page` to plotly.js in `lib_dir`, written there first if it is missing."""
-    from plotly.offline import get_plotlyjs, get_plotlyjs_version
-
-    lib = Path(lib_dir) / f"plotly-{get_plotlyjs_version()}.min.js"
-    if not lib.exists():
-        io.write_text(lib, get_plotlyjs())
-    return Path(os.path.relpath(lib, Path(page).parent)).as_posix()
-
-
-def missing_plotly_note(src: str) -> str:
-    """A line shown on a page whose plotly.js is not where it points (a run folder moved on its own)."""
-    return (f"<script>if (!window.Plotly) document.body.insertAdjacentHTML('afterbegin', '<p style=\"color:#d62728\">"
-            f"plotly.js not found at {src}: <code>looplab report RUN_DIR</code> writes it beside the run folder.</p>');"
-            "</script>")
 
 
 def write_html(fig: Any, path: Path, lib_dir: Path | None = None) -> None:

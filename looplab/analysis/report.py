@@ -19,6 +19,8 @@ import pandas as pd
 from looplab import io
 from looplab.analysis import graphs
 from looplab.analysis.metrics import METRIC_DOCS, session_metrics
+from looplab.analysis.plotly_js import library_dir, missing_plotly_note, plotly_src
+from looplab.analysis.text import duration, fmt
 from looplab.runfolder import model_file_kind, open_run, read_status
 
 log = logging.getLogger("looplab")
@@ -61,19 +63,6 @@ a { color:var(--accent); }
 .muted { color:var(--muted); }
 footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px; }
 """
-
-
-def fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        v = v + 0.0  # no "-0"
-        return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 def _e(v: Any) -> str:
@@ -243,21 +232,14 @@ class Report:
 
     def render(self, page: Path) -> str:
         sections = [self.summary(), self.metrics(), self.graphs(), self.checkpoints(), self.provenance()]
-        src = graphs.plotly_src(page, graphs.library_dir(self.paths))
+        src = plotly_src(page, library_dir(self.paths))
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{html.escape(self.paths.name)} · LoopLab report</title><style>{CSS}</style>"
                 f"<script type='text/javascript' src='{html.escape(src)}'></script></head><body>{self.header()}<main>"
                 + "".join(sections)
                 + f"<footer>written by <code>looplab report</code> on {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                  f"</footer></main>{graphs.missing_plotly_note(src)}</body></html>")
-
-
-def duration(seconds: float) -> str:
-    s = int(round(float(seconds)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+                  f"</footer></main>{missing_plotly_note(src)}</body></html>")
 
 
 def write_report(paths: Any) -> Path:

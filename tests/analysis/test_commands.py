@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from looplab.analysis import commands
+from looplab.analysis import commands, runs
 from looplab.errors import LoopLabError
 from tests.analysis.checks import assert_png, plotly_figures
 from tests.conftest import SLM_SPECS, only_run, run_cli
@@ -112,20 +112,20 @@ def test_analyze_recomputes_metrics_and_graphs_from_files(run):
 
 def test_list_command(run):
     root, _ = run
-    rows = commands.list_runs(None, str(root.parent))
+    rows = runs.list_runs(None, str(root.parent))
     assert len(rows) == 1
     r = rows[0]
     assert (r["name"], r["env"], r["algorithm"], r["frames"], r["status"]) == (
         root.name, "CartPole-v1", "PPO", 1000, "finished")
     assert r["total_reward_ma"] is not None and r["wall time"] > 0
-    assert commands.list_runs("no_such_spec", str(root.parent)) == []
+    assert runs.list_runs("no_such_spec", str(root.parent)) == []
     proc = run_cli("list", "cartpole", "--data-dir", str(root.parent))
     assert proc.returncode == 0 and root.name in proc.stdout and "finished" in proc.stdout
 
 
 def test_list_marks_a_dead_running_run_interrupted():
-    assert commands.run_state({"status": "running", "pid": 2 ** 22 + 12345}) == "interrupted"
-    assert commands.run_state({"status": "running", "pid": os.getpid()}) == "running"
+    assert runs.run_state({"status": "running", "pid": 2 ** 22 + 12345}) == "interrupted"
+    assert runs.run_state({"status": "running", "pid": os.getpid()}) == "running"
 
 
 def test_plot_command_compares_runs(run, tmp_path):
