@@ -2,8 +2,10 @@
 
 Usage: python bench/update_time.py SPEC_FILE SPEC_NAME [--calls 100] [--steps 300] [--set KEY=VALUE ...]
 
-The agent steps its env `--steps` times (training starts at once, whatever `training_start_step` says),
-then `train()` runs 10 times as a warm-up and `--calls` times timed. To compare two versions of the
+The agent steps its env as a session does (training starts at once, whatever `training_start_step` says),
+and each `train()` call that makes a gradient step is timed, the first 10 as a warm-up excluded: an
+off-policy agent trains on its replay, an on-policy one on each batch it collects. `--steps` env steps come
+first, to fill a replay. To compare two versions of the
 code, run it from a checkout of each, in turn, on a quiet machine; to compare two settings of a key, give
 each with `--set`, as `looplab run` takes it.
 """
@@ -39,15 +41,24 @@ def main() -> None:
     agent = ALGORITHMS.get(spec.algorithm.name)(spec, env.info, clock, 0)
     if hasattr(agent, "training_start_step"):
         agent.training_start_step = 0
+    times: list[float] = []
+    train = agent.train
+
+    def timed_train():
+        before = clock.opt_step
+        t0 = time.perf_counter()
+        loss = train()
+        if clock.opt_step != before:
+            times.append(time.perf_counter() - t0)
+        return loss
+
     state = env.reset()
     for _ in range(args.steps):
         state = step(agent, env, clock, state)
-    for _ in range(10):
-        agent.train()
-    t0 = time.perf_counter()
-    for _ in range(args.calls):
-        agent.train()
-    ms = (time.perf_counter() - t0) / args.calls * 1e3
+    agent.train = timed_train
+    while len(times) < 10 + args.calls:
+        state = step(agent, env, clock, state)
+    ms = sum(times[10:]) / args.calls * 1e3
     env.close()
     print(f"{args.spec_name}: {ms:.2f} ms per train() ({args.calls} calls)")
 
