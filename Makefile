@@ -30,7 +30,7 @@ browser:
 # the import contracts of pyproject.toml (layers, independence, no loops) first, then the suite
 test: install browser
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lint: install
 	$(BIN)/ruff check looplab tests bench

@@ -23,29 +23,6 @@ def placeholder_values(path: Path) -> list[str]:
     return [f"{n}={values[n]}" for n in sorted(names)]
 
 
-# The files that take longest (minutes each on 2 cores, measured with --durations), longest first. They are
-# collected first so that `make test` (`-n 2 --dist loadfile --no-loadscope-reorder`: whole files, handed
-# out in collection order) starts them early instead of leaving one to run alone at the end; the rest keep
-# their order after them. Without `--no-loadscope-reorder` xdist hands out the files with most tests first.
-LONG_FILES = ["experiment/test_cluster.py", "experiment/test_learning.py", "experiment/test_cli_smoke.py",
-              "experiment/test_search.py", "test_hub.py", "experiment/test_benchmark.py", "experiment/test_hogwild.py",
-              "experiment/test_reproduce.py", "env/test_pixels_and_mujoco_specs.py", "experiment/test_resume.py",
-              "experiment/test_search_resume.py", "experiment/test_end_to_end.py"]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {f: i for i, f in enumerate(LONG_FILES)}
-    tests = Path(__file__).parent
-
-    def key(item: pytest.Item) -> int:
-        try:
-            return rank.get(Path(item.path).relative_to(tests).as_posix(), len(rank))
-        except ValueError:
-            return len(rank)
-
-    items.sort(key=key)  # stable: the order within a file, and among the other files, is kept
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
     """Every test gets its own cache (random baselines) unless it asks otherwise; no stray data/."""
