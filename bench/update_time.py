@@ -56,8 +56,12 @@ def main() -> None:
     for _ in range(args.steps):
         state = step(agent, env, clock, state)
     agent.train = timed_train
-    while len(times) < 10 + args.calls:
+    for _ in range(1_000_000):
+        if len(times) >= 10 + args.calls:
+            break
         state = step(agent, env, clock, state)
+    else:
+        raise SystemExit(f"{args.spec_name}: {len(times)} gradient steps in a million env steps: it does not train")
     ms = sum(times[10:]) / args.calls * 1e3
     env.close()
     print(f"{args.spec_name}: {ms:.2f} ms per train() ({args.calls} calls)")
