@@ -30,8 +30,12 @@ class WriteError(LoopLabError):
     """A file could not be written (disk full, permissions); the previous version is intact."""
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    """Write `path` atomically with the `write(fileobj)` callback."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False,
+                 sync: bool = True) -> None:
+    """Write `path` atomically with the `write(fileobj)` callback. With `sync` (the default) the data reach
+    the disk before the rename; without it the rename still replaces the file whole if the process dies,
+    but a crash of the machine may leave the previous version: for files rewritten often whose content
+    a synced file also holds."""
     path = Path(path)
     tmp = None
     try:
@@ -42,7 +46,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], bina
             write(f)
             faults.DISK.check(path)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
@@ -67,9 +72,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default) + "\n"))
 
 
-def write_csv(path: str | os.PathLike, df: Any) -> None:
-    """Write a pandas DataFrame as CSV atomically."""
-    atomic_write(path, lambda f: df.to_csv(f, index=False))
+def write_csv(path: str | os.PathLike, df: Any, sync: bool = True) -> None:
+    """Write a pandas DataFrame as CSV atomically (`sync`: see atomic_write)."""
+    atomic_write(path, lambda f: df.to_csv(f, index=False), sync=sync)
 
 
 class _RecordedWrites:

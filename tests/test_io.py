@@ -30,3 +30,19 @@ def test_a_write_refused_by_the_file_system_is_a_clear_error_and_the_old_file_st
     assert error.startswith(f"cannot write {tmp_path}/ckpt.pt: File too large (") and error.endswith(" free there)")
     assert frame == "1"  # the previous checkpoint, intact
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+def test_an_unsynced_write_skips_only_the_sync_and_still_replaces_the_file_whole(tmp_path, monkeypatch):
+    import os
+
+    from looplab import io
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "a.csv"
+    io.write_text(path, "old\n")
+    assert len(synced) == 1
+    io.atomic_write(path, lambda f: f.write("new\n"), sync=False)
+    assert len(synced) == 1 and path.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]  # no temp file left

@@ -157,7 +157,10 @@ class Session:
             **self.agent.log_values(),
         }
         self.rows.append(row)
-        io.write_csv(self.paths.session_df(self.trial, self.index), self.dataframe())
+        due = self.checkpoint_due()
+        # synced to disk with each resume checkpoint, which holds the same rows; in between, a sync per log
+        # checkpoint would cost more than the write (a crash of the machine there loses no resumable work)
+        io.write_csv(self.paths.session_df(self.trial, self.index), self.dataframe(), sync=due)
         if self.board is not None:
             self.board.log(row, clock.frame, self.agent.nets(), self.actions, self.env.info.is_discrete)
         # before any checkpoint is written, so that the last good one is left intact
@@ -168,7 +171,7 @@ class Session:
             self.best = copy.deepcopy({"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
                                        "optims": {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()},
                                        "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
-        if self.checkpoint_due():
+        if due:
             self.save_checkpoint(state)
         log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,
                  clock.frame, self.max_frame, row["fps"], total_reward, row["total_reward_ma"], row["loss"],

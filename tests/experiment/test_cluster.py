@@ -300,8 +300,9 @@ def test_a_session_that_sends_its_files_and_whose_node_dies_runs_again_from_its_
         attempts = json.loads((run / "info" / f"{NAME}_t0_s{s}_attempts.json").read_text())
         if s == killed:  # another session on that node may have died before its first checkpoint: from frame 0
             assert len(attempts) > 1, attempts
-            resumed = re.search(r"resumed from \S+ at frame (\d+)", (run / "log" / f"{NAME}_t0_s{s}.log").read_text())
-            assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0
+            session_log = (run / "log" / f"{NAME}_t0_s{s}.log").read_text()
+            resumed = re.search(r"resumed from \S+ at frame (\d+)", session_log)
+            assert resumed is not None and int(resumed[1]) > 0 and attempts[-1]["frame"] > 0, (attempts, session_log)
         for a in attempts[:-1]:  # the folder the dead node left (on a real cluster it went with the node)
             shutil.rmtree(Path(a["run_folder"]).parent, ignore_errors=True)
     assert_same_sessions(run, local_run(kill_args()))

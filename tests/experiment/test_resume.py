@@ -340,7 +340,8 @@ def test_sigterm_to_the_whole_process_group_ends_a_parallel_trial(data_dir):
 def test_weights_are_written_with_checkpoints_and_the_best_ones_are_those_of_the_best_ma(tmp_path, monkeypatch):
     """Log checkpoints every 100 frames, resume checkpoints every 300: the weights files go with the resume
     checkpoints (and the last frame), not with every log row; the best-MA weights, kept in memory until then,
-    are those the nets had at the log checkpoint of the best MA."""
+    are those the nets had at the log checkpoint of the best MA. The session's CSV is written at every log
+    checkpoint and synced to disk only with the resume checkpoints, which hold its rows."""
     from looplab.experiment import evaluation
     from looplab.experiment import session as session_mod
     from looplab.experiment.run import prepare
@@ -366,9 +367,20 @@ def test_weights_are_written_with_checkpoints_and_the_best_ones_are_those_of_the
         at_log[session.clock.frame] = {k: v.detach().clone() for k, v in session.agent.nets()["net"].state_dict().items()}
         real_log(state)
 
+    csv_writes: list[tuple[int, bool]] = []
+    real_write_csv = io.write_csv
+
+    def write_csv(path, df, sync=True):
+        if Path(path) == session.paths.session_df(0, 0):
+            csv_writes.append((session.clock.frame, sync))
+        real_write_csv(path, df, sync=sync)
+
     monkeypatch.setattr(io, "torch_save", save)
+    monkeypatch.setattr(io, "write_csv", write_csv)
     session.log_checkpoint = log_checkpoint
     session.run()
+    assert [f for f, _ in csv_writes] == list(range(100, 900, 100))
+    assert [f for f, sync in csv_writes if sync] == [300, 600, 800]
     weight_frames = sorted({f for name, f in writes if name.endswith("_net_model.pt") and "best" not in name})
     assert weight_frames == [300, 600, 800]
     assert sorted({f for name, f in writes if name.endswith("_ckpt.pt")}) == [300, 600, 800]
