@@ -44,7 +44,17 @@ def resolve_pdtype(pdtype: str, action_type: str) -> str:
     return pdtype
 
 
-class Argmax(D.Categorical):
+class Categorical(D.Categorical):
+    """torch's Categorical whose log-prob of one action per batch row skips the broadcast of the actions
+    against the logits: the same values bit for bit (a test), in the losses of every discrete policy."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if value.shape != self.logits.shape[:-1]:  # a sample shape to broadcast: torch's general path
+            return super().log_prob(value)
+        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
+
+
+class Argmax(Categorical):
     """A deterministic 'distribution' that always picks the largest logit."""
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -56,7 +66,7 @@ class GumbelSoftmax(D.RelaxedOneHotCategorical):
 
     def __init__(self, logits: torch.Tensor, temperature: float = 1.0):
         super().__init__(torch.tensor(temperature, device=logits.device), logits=logits, validate_args=False)
-        self._cat = D.Categorical(logits=logits, validate_args=False)
+        self._cat = Categorical(logits=logits, validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         return super().sample(sample_shape).argmax(dim=-1)
@@ -79,7 +89,7 @@ class MultiCategorical(D.Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, logits: torch.Tensor, nvec: list[int]):
-        self.cats = [D.Categorical(logits=lg, validate_args=False) for lg in torch.split(logits, nvec, dim=-1)]
+        self.cats = [Categorical(logits=lg, validate_args=False) for lg in torch.split(logits, nvec, dim=-1)]
         super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -185,7 +195,7 @@ def _loc_scale(out: torch.Tensor, log_std: torch.Tensor | None) -> tuple[torch.T
 
 @DISTRIBUTIONS.register("Categorical")
 def _categorical(out: torch.Tensor, log_std: Any, nvec: Any) -> D.Distribution:
-    return D.Categorical(logits=out, validate_args=False)
+    return Categorical(logits=out, validate_args=False)
 
 
 @DISTRIBUTIONS.register("Argmax")

@@ -39,6 +39,25 @@ def test_drawing_from_logits_equals_drawing_from_the_categorical():
     assert shaped.shape == (64, 64) and torch.equal(shaped.flatten(), fast)
 
 
+def test_the_categorical_log_prob_equals_torchs_bit_for_bit_and_its_gradient_too():
+    from looplab.agent.policy import Categorical, make_pd
+
+    logits = torch.cat([torch.randn(500, 4) * 4.0, torch.tensor([[60.0, -60.0, 0.0, -1e30]])])  # extremes too
+    actions = torch.randint(0, 4, (501,), generator=torch.Generator().manual_seed(0))
+    grads = []
+    for cls in (Categorical, torch.distributions.Categorical):
+        x = logits.clone().requires_grad_()
+        pd = cls(logits=x, validate_args=False)
+        logp = pd.log_prob(actions)
+        (logp.sum() + pd.entropy().sum()).backward()
+        grads.append((logp.detach(), x.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    pd = make_pd("Categorical", logits)
+    assert isinstance(pd, Categorical)
+    many = torch.randint(0, 4, (3, 501))  # a sample shape in front: torch's broadcasting path
+    assert torch.equal(pd.log_prob(many), torch.distributions.Categorical(logits=logits).log_prob(many))
+
+
 def test_ppo_and_a2c_act_through_the_logits_draw(monkeypatch):
     import numpy as np
 
