@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     # Tune's own SIGINT handler ends the trials and returns as if they had finished; LoopLab wants the
     # experiment marked interrupted and resumable instead, for SIGINT and SIGTERM alike
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    previous_term = signal.signal(signal.SIGTERM, raise_interrupted)
+    signalled.clear()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.time()
     status = "failed"
     try:
@@ -144,7 +146,8 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
                   paths.root)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         try:
             import ray
 
@@ -226,10 +229,30 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha:
     return out
 
 
+# set by a stop signal: the exception its handler raises can be swallowed by library code running in the
+# main thread at that moment (Tune's experiment-state sync through pyarrow, which turns it into an error it
+# logs), so Tune's loop also checks this after every step
+signalled = threading.Event()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    signalled.set()
+    raise_interrupted(signum, frame)
+
+
+def _stop_if_signalled() -> None:
+    """Tune's callbacks are pickled with the experiment: they reach the flag through this function."""
+    if signalled.is_set():
+        raise KeyboardInterrupt("a stop signal came during Tune's step")
+
+
 def _progress_callback(paths: RunPaths) -> Any:
     from ray.tune import Callback
 
     class Progress(Callback):
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            _stop_if_signalled()
+
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             r = trial.last_result or {}
             log.info("trial %s done at frame %s: total_reward_ma %.4g", paths.prename(trial.config.get(TRIAL_KEY)),

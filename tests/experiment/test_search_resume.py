@@ -49,3 +49,24 @@ def test_interrupted_search_resumes_to_completion(tmp_path, data_dir):
     assert sorted(df["trial"]) == [0, 1, 2, 3]
     assert (df["status"] == "finished").all() and (df["frame"] == 3000).all()
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_stop_signal_swallowed_by_library_code_still_ends_the_search_at_tunes_next_step(tmp_path):
+    """A stop signal's handler raises in whatever code the main thread runs; where that code swallows the
+    exception (Tune's state sync, through pyarrow), the flag it set ends the search after Tune's next step."""
+    from looplab.experiment import search
+    from looplab.experiment.stop import Interrupted
+    from looplab.runfolder import RunPaths
+
+    callback = search._progress_callback(RunPaths(tmp_path, "search_cartpole"))
+    search.signalled.clear()
+    callback.on_step_end(iteration=1, trials=[])  # no signal: Tune goes on
+    try:
+        search._interrupt(signal.SIGINT, None)
+    except Interrupted as e:  # what the main thread gets, unless the code it is in swallows it
+        assert e.exit_code == 130
+    else:
+        raise AssertionError("the handler did not raise")
+    with pytest.raises(KeyboardInterrupt):
+        callback.on_step_end(iteration=2, trials=[])
+    search.signalled.clear()
