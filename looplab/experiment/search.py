@@ -230,8 +230,8 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha:
 
 
 # set by a stop signal: the exception its handler raises can be swallowed by library code running in the
-# main thread at that moment (Tune's experiment-state sync through pyarrow, which turns it into an error it
-# logs), so Tune's loop also checks this after every step
+# main thread at that moment (a search interrupted just after a trial ended once ran on to its last trial),
+# so Tune's loop also checks this after every step
 signalled = threading.Event()
 
 

@@ -53,7 +53,7 @@ def test_interrupted_search_resumes_to_completion(tmp_path, data_dir):
 
 def test_a_stop_signal_swallowed_by_library_code_still_ends_the_search_at_tunes_next_step(tmp_path):
     """A stop signal's handler raises in whatever code the main thread runs; where that code swallows the
-    exception (Tune's state sync, through pyarrow), the flag it set ends the search after Tune's next step."""
+    exception, the flag it set ends the search after Tune's next step."""
     from looplab.experiment import search
     from looplab.experiment.stop import Interrupted
     from looplab.runfolder import RunPaths
