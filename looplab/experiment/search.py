@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from looplab.experiment.ray_cluster import check_capacity, local_resources, loop
 from looplab.experiment.ray_trial import METRIC, MODE, TrialContext, ray_trial, trial_dirname
 from looplab.experiment.run import prepare, resolve_meta, write_status
 from looplab.experiment.searcher import make_searcher
-from looplab.experiment.stop import raise_interrupted
+from looplab.experiment.stop import STOP, raise_if_stopped, raise_interrupted
 from looplab.runfolder import STATUS, TUNE_DIR, RunPaths, data_dir
 from looplab.spec.schema import Spec
 from looplab.spec.search import TRIAL_KEY, SearchSpace, check_search
@@ -124,8 +123,11 @@ def run_search(spec_file: str, spec_name: str, set_vars: list[str] | None, overr
     # Tune's own SIGINT handler ends the trials and returns as if they had finished; LoopLab wants the
     # experiment marked interrupted and resumable instead, for SIGINT and SIGTERM alike
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    signalled.clear()
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # the handler raises in whatever the main thread runs; library code there can swallow the exception (a
+    # search interrupted just after a trial ended once ran on to its last trial), so Tune's loop also reads
+    # the signal it records after every step (_progress_callback)
+    STOP.signum = 0
+    previous = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.time()
     status = "failed"
     try:
@@ -229,29 +231,12 @@ def _fit(paths: RunPaths, space: SearchSpace, spec: Spec, resources: dict, asha:
     return out
 
 
-# set by a stop signal: the exception its handler raises can be swallowed by library code running in the
-# main thread at that moment (a search interrupted just after a trial ended once ran on to its last trial),
-# so Tune's loop also checks this after every step
-signalled = threading.Event()
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    signalled.set()
-    raise_interrupted(signum, frame)
-
-
-def _stop_if_signalled() -> None:
-    """Tune's callbacks are pickled with the experiment: they reach the flag through this function."""
-    if signalled.is_set():
-        raise KeyboardInterrupt("a stop signal came during Tune's step")
-
-
 def _progress_callback(paths: RunPaths) -> Any:
     from ray.tune import Callback
 
     class Progress(Callback):
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-            _stop_if_signalled()
+            raise_if_stopped()  # a module function: Tune pickles its callbacks with the experiment
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             r = trial.last_result or {}

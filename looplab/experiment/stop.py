@@ -65,5 +65,14 @@ def restore_default_handlers() -> None:
 
 
 def raise_interrupted(signum: int, frame: Any) -> None:
-    """A handler that stops at once, as Ctrl-C does (the search, whose trials stop in their own processes)."""
+    """A handler that stops at once, as Ctrl-C does (the search, whose trials stop in their own processes).
+    It also records the signal in STOP, for a loop to read where library code running in the main thread
+    swallowed the exception (`raise_if_stopped`)."""
+    STOP.signum = STOP.signum or signum
     raise Interrupted(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise the Interrupted of a stop signal recorded in STOP, if any."""
+    if STOP.signum:
+        raise Interrupted(STOP.signum)

@@ -211,14 +211,15 @@ def _run_and_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path, t
     failures = []
     for _ in range(tries):
         shutil.rmtree(data, ignore_errors=True)
-        proc, failure = _try_to_kill_a_worker_node(cluster, args, data)
-        if isinstance(failure, int):
-            return proc, failure
+        proc, killed, failure = _try_to_kill_a_worker_node(cluster, args, data)
+        if killed is not None:
+            return proc, killed
         failures.append(failure)
     raise AssertionError("no session ran on a worker node long enough to kill it: " + " | ".join(failures))
 
 
 def _try_to_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
+    """(the trial's process, the index of the session whose node was killed, None), or (process, None, why not)."""
     import sys
 
     from tests.conftest import ROOT
@@ -240,13 +241,13 @@ def _try_to_kill_a_worker_node(cluster: Cluster, args: list[str], data: Path):
             seen[session] = (pid, node, rows)
             if node is not None and rows >= 2:
                 os.killpg(node, signal.SIGKILL)  # `ray start --block` leads its node's process group
-                return proc, int(session)
+                return proc, int(session), None
         time.sleep(0.5)
     proc.kill()
     err = proc.communicate()[1]
     alive = [w.pid for w in cluster.workers if w.poll() is None]
-    return proc, (f"sessions seen (pid, worker node, rows): {seen}; worker nodes {sorted(nodes)}, alive {alive}; "
-                  f"exit code {proc.returncode}: {err[-1000:]}")
+    return proc, None, (f"sessions seen (pid, worker node, rows): {seen}; worker nodes {sorted(nodes)}, "
+                        f"alive {alive}; exit code {proc.returncode}: {err[-1000:]}")
 
 
 def _ancestor_in(pid: int, pids: set[int]) -> int | None:

@@ -51,22 +51,22 @@ def test_interrupted_search_resumes_to_completion(tmp_path, data_dir):
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
 
-def test_a_stop_signal_swallowed_by_library_code_still_ends_the_search_at_tunes_next_step(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_swallowed_by_library_code_still_ends_the_search_at_tunes_next_step(sig, code, tmp_path):
     """A stop signal's handler raises in whatever code the main thread runs; where that code swallows the
-    exception, the flag it set ends the search after Tune's next step."""
+    exception, the signal it recorded ends the search after Tune's next step, with the signal's exit code."""
     from looplab.experiment import search
-    from looplab.experiment.stop import Interrupted
+    from looplab.experiment.stop import STOP, Interrupted, raise_interrupted
     from looplab.runfolder import RunPaths
 
     callback = search._progress_callback(RunPaths(tmp_path, "search_cartpole"))
-    search.signalled.clear()
-    callback.on_step_end(iteration=1, trials=[])  # no signal: Tune goes on
+    STOP.signum = 0
     try:
-        search._interrupt(signal.SIGINT, None)
-    except Interrupted as e:  # what the main thread gets, unless the code it is in swallows it
-        assert e.exit_code == 130
-    else:
-        raise AssertionError("the handler did not raise")
-    with pytest.raises(KeyboardInterrupt):
-        callback.on_step_end(iteration=2, trials=[])
-    search.signalled.clear()
+        callback.on_step_end(iteration=1, trials=[])  # no signal: Tune goes on
+        with pytest.raises(Interrupted):  # what the main thread gets, unless the code it is in swallows it
+            raise_interrupted(sig, None)
+        with pytest.raises(Interrupted) as stopped:
+            callback.on_step_end(iteration=2, trials=[])
+        assert stopped.value.exit_code == code
+    finally:
+        STOP.signum = 0
