@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_fork import Forks
+
 ROOT = Path(__file__).resolve().parents[1]
 # SLM Lab's spec files as shipped inside the package (MIT; see their README there)
 SLM_SPECS = ROOT / "looplab" / "spec" / "library" / "slm_lab"
@@ -38,14 +40,28 @@ def data_dir(tmp_path) -> Path:
     return d
 
 
+FORKS = Forks()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _command_server():
+    yield
+    FORKS.stop()
+
+
 def run_cli(*args: str, data_dir: Path | None = None, timeout: float = 300, env: dict | None = None,
             check: bool = False) -> subprocess.CompletedProcess:
-    """Run `looplab ARGS` in a subprocess; returns the completed process (text output)."""
-    cmd = [sys.executable, "-m", "looplab.cli", *args]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
+    """Run `looplab ARGS` as a new process (text output): a fork of this worker's command server
+    (tests/cli_fork.py), or `python -m looplab.cli` where a fork cannot stand for it or
+    LOOPLAB_TEST_SUBPROCESS=1 asks for it."""
+    args = (*args, "--data-dir", str(data_dir)) if data_dir is not None else args
     full_env = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    proc = None
+    if os.environ.get("LOOPLAB_TEST_SUBPROCESS") != "1":
+        proc = FORKS.run(list(args), full_env, timeout)
+    if proc is None:
+        proc = subprocess.run([sys.executable, "-m", "looplab.cli", *args], capture_output=True, text=True,
+                              timeout=timeout, env=full_env, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"looplab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
