@@ -32,11 +32,10 @@ SETS = ["--set", "env.max_frame=800", "--set", "meta.log_frequency=100", "--set"
 SECRET = "hf_do_not_write_me_0123456789"
 
 
-def start(data_dir: Path, *extra: str, signal_at: str = "", **env: str) -> subprocess.Popen:
-    """`train` in a subprocess; `signal_at` ([PRENAME@]FRAME:SIGNAL) makes the session signal itself at FRAME."""
-    cmd = [sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q",
-           "--data-dir", str(data_dir)]
-    return popen(cmd, signal_at, HF_TOKEN=SECRET, **env)
+def train(data_dir: Path, *extra: str, signal_at: str = "", **env: str) -> subprocess.CompletedProcess:
+    """`train` run to its end; `signal_at` ([PRENAME@]FRAME:SIGNAL) makes the session signal itself at FRAME."""
+    return run_cli("run", PPO, "ppo_cartpole", "train", *SETS, *extra, "-q", data_dir=data_dir,
+                   env={"HF_TOKEN": SECRET, **({faults.SIGNAL_AT: signal_at} if signal_at else {}), **env})
 
 
 def popen(cmd: list[str], signal_at: str = "", **env: str) -> subprocess.Popen:
@@ -76,17 +75,15 @@ def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(refer
     # first killed mid-way between two log checkpoints (a row every 100 frames, 2 frames a step), at a
     # seeded frame: the session kills itself there, so the kill never comes too late on a loaded machine
     first = 100 * rng.randrange(2, 7) + 2 * rng.randrange(1, 50)
-    proc = start(data_dir, signal_at=f"{first}:KILL")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    proc = train(data_dir, signal_at=f"{first}:KILL")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     run = only_run(data_dir)
     done = len(session_df(run))
     assert done == first // 100
     # then killed right at a checkpoint boundary: just after the next row and checkpoint were written
-    resumed = popen([sys.executable, "-m", "looplab.cli", "run", PPO, "ppo_cartpole", f"train@{run}", "-q"],
-                    f"{(done + 1) * 100}:KILL")
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == -signal.SIGKILL, err[-2000:]
+    resumed = run_cli("run", PPO, "ppo_cartpole", f"train@{run}", "-q",
+                      env={faults.SIGNAL_AT: f"{(done + 1) * 100}:KILL"})
+    assert resumed.returncode == -signal.SIGKILL, resumed.stderr[-2000:]
     assert len(session_df(run)) == done + 1
     proc = run_cli("run", PPO, "ppo_cartpole", "train@latest", "-q", data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -105,8 +102,8 @@ def test_sigkill_at_random_moments_then_resume_matches_a_run_never_stopped(refer
 
 
 def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
-    proc = start(data_dir, signal_at="350:TERM")
-    _, err = proc.communicate(timeout=300)
+    proc = train(data_dir, signal_at="350:TERM")
+    err = proc.stderr
     assert proc.returncode == 143, err[-2000:]
     assert "Traceback" not in err
     run = only_run(data_dir)
@@ -122,8 +119,8 @@ def test_sigterm_stops_cleanly_and_resumes_exactly(reference, data_dir):
 
 def test_a_full_disk_stops_the_session_keeps_the_last_checkpoint_and_resume_finishes(reference, data_dir):
     # from the third checkpoint write on, the disk is full (every write fails with ENOSPC)
-    proc = start(data_dir, **{faults.DISK_FULL: "*_ckpt.pt:3"})
-    _, err = proc.communicate(timeout=300)
+    proc = train(data_dir, **{faults.DISK_FULL: "*_ckpt.pt:3"})
+    err = proc.stderr
     assert proc.returncode == 2, err[-2000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
