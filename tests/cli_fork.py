@@ -113,6 +113,7 @@ class Forks:
     def __init__(self) -> None:
         self.server: subprocess.Popen | None = None
         self.started_with: dict[str, str] | None = None  # the server's environment
+        self.pending = b""  # what the server wrote after the last answer read
 
     @property
     def env(self) -> dict[str, str]:
@@ -122,19 +123,25 @@ class Forks:
     def _start(self) -> bool:
         if self.server is not None and self.server.poll() is None:
             return True
-        self.started_with = self.env
+        self.started_with, self.pending = self.env, b""
         self.server = subprocess.Popen([sys.executable, "-c", "from tests.cli_fork import serve; serve()"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=self.env)
         ready = self._read(600)
         return ready is not None and "ready" in ready
 
     def _read(self, timeout: float) -> dict | None:
+        """The server's next answer, or None if none comes within `timeout` s (or the server is gone)."""
         assert self.server is not None and self.server.stdout is not None
-        ready, _, _ = select.select([self.server.stdout], [], [], max(timeout, 0))
-        if not ready:
-            return None
-        line = self.server.stdout.readline()
-        return json.loads(line) if line else None
+        deadline = time.monotonic() + timeout
+        fd = self.server.stdout.fileno()
+        while b"\n" not in self.pending:  # read the pipe itself: a buffered reader would hide a second line
+            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            chunk = os.read(fd, 65536) if ready else b""
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
 
     def fits(self, env: dict[str, str]) -> bool:
         """Whether a fork can stand for a new interpreter started with `env`."""

@@ -36,6 +36,9 @@ def test_a_bad_spec_gives_the_same_line_and_code_as_a_new_interpreter(forks, dat
     assert forked.returncode == spawned.returncode == 2
     assert forked.stderr == spawned.stderr and forked.stderr.startswith("looplab: error: ")
     assert forked.stdout == spawned.stdout
+    for _ in range(3):  # a command that ends at once: its pid and its status reach the client together
+        quick = forks.run(["no-such-command"], env, 30)
+        assert quick is not None and quick.returncode == 2 and quick.stderr.startswith("looplab: error: ")
 
 
 def test_a_run_its_environment_and_a_signal_that_ends_it(forks, data_dir, tmp_path):
