@@ -96,7 +96,18 @@ def _legacy_atari_message(env_id: str) -> str:
 def env_kwargs(spec: EnvSpec) -> dict:
     """The `env` keys passed to gymnasium.make: the env spec's extra keys, less RESERVED_KEYS."""
     extra = spec.model_extra or {}
-    return {k: v for k, v in extra.items() if k not in RESERVED_KEYS}
+    kwargs = {k: v for k, v in extra.items() if k not in RESERVED_KEYS}
+    if spec.max_t is not None and spec.max_t != _registered_time_limit(spec.name):
+        kwargs["max_episode_steps"] = spec.max_t  # a time limit of max_t agent steps per episode
+    return kwargs
+
+
+def _registered_time_limit(env_id: str) -> int | None:
+    try:
+        _register_families(env_id)
+        return gym.spec(env_id).max_episode_steps
+    except Exception:  # an unknown id: check_env_id says so where it matters
+        return None
 
 
 def action_type(space: gym.Space) -> str:
@@ -254,6 +265,9 @@ class Env:
             if mode == "vector_entry_point":
                 _register_families(self.name)
                 # ale-py's native vector env: preprocessing in C++ threads; rewards stay raw (clipped below)
+                if "max_episode_steps" in kwargs:  # ale-py counts emulator frames: agent steps x frameskip
+                    steps = kwargs.pop("max_episode_steps")
+                    kwargs["max_num_frames_per_episode"] = steps * int(kwargs.get("frameskip", 4))
                 self.venv = gym.make_vec(self.name, num_envs=self.num_envs, vectorization_mode=mode,
                                          autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
                                          **{"reward_clipping": False, **kwargs})

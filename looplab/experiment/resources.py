@@ -104,17 +104,20 @@ def estimate(spec: Spec, mode: str) -> MemoryEstimate:
 
 def _nets_nbytes(spec: Spec, info: Any) -> int:
     """Parameters x 4 bytes x 4 (weights, gradients, Adam's two moments), of the nets the agent builds with
-    a one-slot memory and one env (the nets do not depend on either)."""
+    a one-slot memory and one env (the nets do not depend on either). An agent that cannot be built (a net
+    too large to allocate, say) is refused here, before its run folder exists."""
     small = spec.model_copy()
     if "max_size" in type(spec.memory).model_fields and spec.memory.max_size is not None:
         small.memory = spec.memory.model_copy(update={"max_size": 1})
+    one_env = dataclasses.replace(info, num_envs=1)
     try:
-        one_env = dataclasses.replace(info, num_envs=1)
         agent = ALGORITHMS.get(spec.algorithm.name)(small, one_env, Clock(num_envs=1), 0)
-        params = sum(p.numel() for net in agent.nets().values() for p in net.parameters())
-    except Exception as e:  # the session reports such a spec itself; the estimate goes on without its nets
-        log.debug("nets not estimated: %s", e)
-        return 0
+    except SpecError:
+        raise
+    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SpecError(f"the agent cannot be built: {first[:300]}", path="agent.net") from None
+    params = sum(p.numel() for net in agent.nets().values() for p in net.parameters())
     return int(params) * 4 * 4
 
 
@@ -178,7 +181,10 @@ def available_memory() -> tuple[int, str]:
 
 def check_memory(spec: Spec, mode: str, file: str | None = None, force: bool = False) -> MemoryEstimate:
     """Refuse (one line, exit 2) a run whose estimate exceeds the memory available, unless `force`."""
-    est = estimate(spec, mode)
+    try:
+        est = estimate(spec, mode)
+    except SpecError as e:
+        raise e.located(file, spec.name) from None
     avail, source = available_memory()
     if est.total > avail and not force:
         parts = {"agent.memory.max_size": est.memory, "env.num_envs": est.envs + est.env_workers + est.buffers,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,16 +125,29 @@ def _check_depth(obj: Any, file: str, spec: str, depth: int = 0, path: str = "")
             _check_depth(v, file, spec, depth + 1, f"{path}[{i}]")
 
 
-def _find_placeholder(obj: Any, path: str = "") -> tuple[str, str] | None:
-    if isinstance(obj, str):
-        m = VAR_RE.search(obj)
-        return (path, m.group(0)) if m else None
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+def _leaves(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key path, value) of every scalar in a loaded spec, in document order."""
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else None
+    if items is None:
+        yield path, obj
+        return
     for k, v in items:
-        sub = f"{path}.{k}" if isinstance(obj, dict) and path else str(k) if isinstance(obj, dict) else f"{path}[{k}]"
-        found = _find_placeholder(v, sub)
-        if found:
-            return found
+        yield from _leaves(v, (f"{path}.{k}" if path else str(k)) if isinstance(obj, dict) else f"{path}[{k}]")
+
+
+def _find_placeholder(obj: Any) -> tuple[str, str] | None:
+    for path, v in _leaves(obj):
+        m = VAR_RE.search(v) if isinstance(v, str) else None
+        if m:
+            return path, m.group(0)
+    return None
+
+
+def _find_nonfinite(obj: Any) -> tuple[str, float] | None:
+    """The first inf or nan (JSON's Infinity/NaN, YAML's .inf/.nan): no spec key means one."""
+    for path, v in _leaves(obj):
+        if isinstance(v, float) and not math.isfinite(v):
+            return path, v
     return None
 
 
@@ -212,6 +227,10 @@ def load_spec(
         key, placeholder = found
         raise SpecError(f"unfilled placeholder {placeholder}: give it with -s {placeholder[2:-1]}=VALUE", file=file,
                         spec=spec_name, path=key)
+    found = _find_nonfinite(spec)
+    if found:
+        key, value = found
+        raise SpecError(f"must be a finite number, got {value}", file=file, spec=spec_name, path=key)
     name = spec_name
     if variables and "env" in variables:
         # SLM Lab names runs of `-s env=ALE/Pong-v5` as {spec}_pong.

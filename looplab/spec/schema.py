@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -45,6 +46,19 @@ Count = Annotated[int, BeforeValidator(to_count)]
 PositiveCount = Annotated[int, BeforeValidator(to_count), Field(gt=0)]
 NonNegCount = Annotated[int, BeforeValidator(to_count), Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+Width = Annotated[int, Field(gt=0)]  # a layer's size: hid_layers entries
+# sanity bounds: past them a spec is a mistake that would only hang (a million env copies to make one by one,
+# a million session seeds to derive); each bound is far above what any published setup uses
+MAX_NUM_ENVS = 65536
+MAX_SESSIONS = 1024
+
+
+def _at_most(limit: int, what: str) -> Any:
+    def check(v: int) -> int:
+        if v > limit:
+            raise ValueError(f"{v} is more than the {limit} {what} LoopLab runs")
+        return v
+    return AfterValidator(check)
 
 
 class Strict(BaseModel):
@@ -70,8 +84,8 @@ class EnvSpec(Open):
 
     name: str
     max_frame: PositiveCount
-    num_envs: PositiveCount = 1
-    max_t: Count | None = None
+    num_envs: Annotated[PositiveCount, _at_most(MAX_NUM_ENVS, 'envs per session')] = 1
+    max_t: PositiveCount | None = None  # steps per episode at most (a time limit); None: the env's own
     normalize_obs: bool = False
     normalize_reward: bool = False
     clip_obs: float | None = None
@@ -111,14 +125,14 @@ class EnvSpec(Open):
 class MetaSpec(Strict):
     """`meta`: run settings. Keys after `random_seed` are written by LoopLab into saved specs."""
 
-    max_session: PositiveCount
+    max_session: Annotated[PositiveCount, _at_most(MAX_SESSIONS, 'sessions per trial')]
     max_trial: PositiveCount | None = 1
     distributed: bool | str = False
     log_frequency: PositiveCount = 10000
     checkpoint_frequency: PositiveCount | None = None  # frames between full session checkpoints; None: by time
     # (the first log checkpoint, then one at least a minute after the last: session.CHECKPOINT_SECONDS)
     eval_frequency: PositiveCount = 10000
-    rigorous_eval: Count | bool = 0
+    rigorous_eval: NonNegCount | bool = 0
     search_resources: dict[str, float] | None = None
     search_scheduler: dict[str, Any] | None = None
     num_cpus: Count | None = None  # CPUs of a local Ray (search); default every core
@@ -130,7 +144,7 @@ class MetaSpec(Strict):
     # --ray-address: whether the sessions write into the run folder (shared) or send their files to the
     # driver (send); auto: each session checks whether its node sees the run folder
     cluster_files: Literal["auto", "shared", "send"] = "auto"
-    random_seed: Count | None = None
+    random_seed: NonNegCount | None = None
     # written by LoopLab into the resolved spec
     git_sha: str | None = None
     git_dirty: bool | None = None
@@ -211,8 +225,25 @@ def _fields_at(model: type[BaseModel] | None, loc: tuple) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
-def _format_error(err: dict, model: type[BaseModel]) -> tuple[str, str]:
-    loc = tuple(err["loc"])
+def _data_loc(loc: tuple, data: Any) -> tuple:
+    """`loc` less pydantic's names of union members (`int`, `function-after[...]`): the keys found in `data`,
+    and a missing or unknown key where the error names one."""
+    out, node = [], data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1:
+            pass  # a missing key
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _format_error(err: dict, model: type[BaseModel], data: Any = None) -> tuple[str, str]:
+    loc = tuple(err["loc"]) if data is None else _data_loc(tuple(err["loc"]), data)
     path = ".".join(str(p) for p in loc)
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -237,7 +268,7 @@ def validate_model(model: type[BaseModel], data: Any, prefix: str = "", context:
     try:
         return model.model_validate(data, context=context)
     except pydantic.ValidationError as e:
-        path, msg = _format_error(e.errors()[0], model)
+        path, msg = _format_error(e.errors()[0], model, data)
         raise SpecError(msg, path=".".join(p for p in (prefix, path) if p)) from None
     except SpecError as e:
         raise e from None

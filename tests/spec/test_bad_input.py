@@ -15,7 +15,7 @@ from looplab.experiment.run import prepare
 from tests.conftest import TEST_SPECS, run_cli
 
 BAD = TEST_SPECS / "bad_specs"
-# file -> (key path or None for file-level errors, fragment of the message)
+# file -> (key path, a prefix where it ends in *, or None for file-level errors; fragment of the message)
 CASES: dict[str, tuple[str | None, str]] = {
     "syntax_error.json": (None, "invalid JSON at line 1 column 18"),
     "syntax_error.yaml": (None, "invalid YAML at line 3"),
@@ -27,7 +27,7 @@ CASES: dict[str, tuple[str | None, str]] = {
     "top_level_scalar.yaml": (None, "got a str"),
     "spec_not_mapping.json": (None, "a spec must be a mapping, got a list"),
     "not_utf8.json": (None, "not a UTF-8 text file"),
-    "deeply_nested.json": ("a.a.a", "nested deeper than 64 levels"),
+    "deeply_nested.json": ("a.a.a*", "nested deeper than 64 levels"),
     "very_deeply_nested.json": (None, "nested too deeply to parse"),
     "unknown_top_key.json": ("agnet", "unknown key (did you mean 'agent'?)"),
     "unknown_agent_key.json": ("agent.memroy", "did you mean 'memory'?"),
@@ -77,6 +77,17 @@ CASES: dict[str, tuple[str | None, str]] = {
     "fractional_replace_frequency.json": ("agent.net.update_frequency", "whole number, got 0.9"),
     "polyak_coef_out_of_range.json": ("agent.net.polyak_coef", "must be in [0, 1]"),
     "net_without_type.json": ("agent.net.type", "required key is missing"),
+    "zero_width_layer.json": ("agent.net.hid_layers.1", "greater than 0"),
+    "negative_width_layer.json": ("agent.net.hid_layers.0", "greater than 0"),
+    "infinite_lr.json": ("agent.net.optim_spec.lr", "must be a finite number, got inf"),
+    "nan_gamma.yaml": ("agent.algorithm.gamma", "must be a finite number, got nan"),
+    "negative_seed.json": ("meta.random_seed", "greater than or equal to 0"),
+    "negative_clip_eps.json": ("agent.algorithm.clip_eps_spec", "the clip range must be >= 0"),
+    "zero_max_t.json": ("env.max_t", "greater than 0"),
+    "negative_clip_grad.json": ("agent.net.clip_grad_val", "must be greater than 0 (or null: no clipping), got -1.0"),
+    "wrong_type_rigorous_eval.json": ("meta.rigorous_eval", "must be a whole number, got 'yes'"),
+    "too_many_envs.json": ("env.num_envs", "1000000 is more than the 65536 envs per session"),
+    "too_many_sessions.json": ("meta.max_session", "1000000 is more than the 1024 sessions per trial"),
 }
 
 
@@ -94,8 +105,10 @@ def test_each_bad_spec_is_one_located_error(name):
     msg = str(e)
     if path is None:
         assert e.path is None
+    elif path.endswith("*"):
+        assert e.path is not None and e.path.startswith(path[:-1])
     else:
-        assert e.path is not None and e.path.startswith(path)
+        assert e.path == path
     assert fragment in msg
     assert msg.startswith(f"{BAD / name}: spec 's'")
     assert "\n" not in msg
@@ -145,6 +158,16 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(args, data_dir: Pat
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("looplab: error: "), proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not any(data_dir.iterdir())
+
+
+def test_an_agent_too_large_to_build_is_refused_before_its_run_folder(data_dir: Path):
+    """Two 1e7-wide layers (400 TB of weights): the memory check builds the agent first and says why it cannot."""
+    proc = run_cli("run", str(TEST_SPECS / "unbuildable_net.json"), "s", "train", data_dir=data_dir)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "agent.net: the agent cannot be built" in lines[0], proc.stderr
+    assert "allocate" in lines[0] and "Traceback" not in proc.stderr
     assert not any(data_dir.iterdir())
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from looplab.agent.algorithm.actor_critic import (  # noqa: F401  (RunningStd, symlog, symexp: public here too)
     ActorCritic,
@@ -42,6 +42,13 @@ class PPOConfig(ActorCriticConfig):
     normalize_advantages: Literal["standardize", "percentile"] | bool = "standardize"
     # torch.compile (inductor) of the minibatch step's forward, losses and backward: one fused graph
     compile: bool = False
+
+    @field_validator("clip_eps_spec")
+    @classmethod
+    def _clip_eps(cls, v: ScheduleSpec) -> ScheduleSpec:
+        if v.start_val < 0 or (v.end_val is not None and v.end_val < 0):
+            raise ValueError(f"the clip range must be >= 0, got start_val {v.start_val} and end_val {v.end_val}")
+        return v
 
 
 def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:

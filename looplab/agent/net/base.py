@@ -141,6 +141,13 @@ class NetConfig(Strict):
             raise ValueError("must be in [0, 1]")
         return v
 
+    @field_validator("clip_grad_val", "actor_clip_grad_val", "critic_clip_grad_val")
+    @classmethod
+    def _clip_grad(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:  # a norm of at most 0 would zero (or, below 0, reverse) every gradient
+            raise ValueError(f"the largest gradient norm must be greater than 0 (or null: no clipping), got {v}")
+        return v
+
     @model_validator(mode="after")
     def _target(self) -> NetConfig:
         if self.update_type == "replace" and self.update_frequency is None:

@@ -14,6 +14,7 @@ from torch import nn
 from looplab.agent.net.base import NETS, activation, activation_gain, init_params
 from looplab.agent.net.dueling import DuelingMLPNet
 from looplab.agent.net.mlp import MLPNet, MLPNetConfig
+from looplab.spec.schema import Width
 
 # Mnih et al. 2015 (Nature DQN)
 NATURE_CONV = [[32, 8, 4, 0, 1], [64, 4, 2, 0, 1], [64, 3, 1, 0, 1]]
@@ -21,7 +22,7 @@ NATURE_CONV = [[32, 8, 4, 0, 1], [64, 4, 2, 0, 1], [64, 3, 1, 0, 1]]
 
 class ConvNetConfig(MLPNetConfig):
     conv_hid_layers: list[list[int]] = NATURE_CONV
-    fc_hid_layers: list[int] = [512]
+    fc_hid_layers: list[Width] = [512]
     normalize: bool = False
     batch_norm: bool = True  # SLM Lab's ConvNet default: BatchNorm2d after every conv layer but the first
 
@@ -29,9 +30,10 @@ class ConvNetConfig(MLPNetConfig):
     @classmethod
     def _conv(cls, v: list[list[int]]) -> list[list[int]]:
         for layer in v:
-            if not 2 <= len(layer) <= 5 or any(x < 0 for x in layer):
+            # every entry at least 1 but padding, which may be 0
+            if not 2 <= len(layer) <= 5 or any(x < (0 if i == 3 else 1) for i, x in enumerate(layer)):
                 raise ValueError(f"each layer is [out_channels, kernel_size, stride, padding, dilation] (2 to 5 "
-                                 f"non-negative ints), got {layer}")
+                                 f"ints, padding >= 0 and the others >= 1), got {layer}")
         return v
 
 

@@ -16,12 +16,13 @@ from looplab.agent.net.base import (
     init_params,
     make_tails,
 )
+from looplab.spec.schema import Width
 
 
 class MLPNetConfig(NetConfig):
-    hid_layers: list[int] = [64, 64]
-    actor_hid_layers: list[int] | None = None
-    critic_hid_layers: list[int] | None = None
+    hid_layers: list[Width] = [64, 64]
+    actor_hid_layers: list[Width] | None = None
+    critic_hid_layers: list[Width] | None = None
     actor_hid_layers_activation: str | None = None
     critic_hid_layers_activation: str | None = None
     # SLM Lab's MLPNet accepts and ignores `normalize` (only image nets divide by 255); specs set it

@@ -16,12 +16,12 @@ from torch import nn
 
 from looplab.agent.net.base import NETS, Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
 from looplab.agent.net.mlp import mlp_body
-from looplab.spec.schema import PositiveCount
+from looplab.spec.schema import PositiveCount, Width
 
 
 class RecurrentNetConfig(NetConfig):
     cell_type: Literal["RNN", "LSTM", "GRU"] = "GRU"
-    fc_hid_layers: list[int] = []
+    fc_hid_layers: list[Width] = []
     rnn_hidden_size: PositiveCount = 64
     rnn_num_layers: PositiveCount = 1
     bidirectional: bool = False

@@ -16,6 +16,7 @@ from pydantic import field_validator
 
 from looplab.agent.net import layers  # noqa: F401  (registers the extra layers in torch.nn)
 from looplab.agent.net.base import NETS, Net, NetConfig, activation_gain, apply_tails, init_params, make_tails
+from looplab.spec.schema import Width
 
 
 def _check_arc(v: Any) -> Any:
@@ -33,7 +34,7 @@ class TorchArcNetConfig(NetConfig):
     critic_arc: dict[str, Any] | None = None
     arc_file: str | None = None
     normalize: bool = False
-    hid_layers: list[int] | None = None
+    hid_layers: list[Width] | None = None
 
     @field_validator("arc", "actor_arc", "critic_arc")
     @classmethod
