@@ -66,15 +66,15 @@ def memory_class(name: str, env_info: Any) -> type[Memory]:
     return MEMORIES.get(name).storage_for(env_info)
 
 
-def state_dtype(env_info: Any) -> np.dtype:
-    """uint8 images stay uint8; everything else is stored as float32."""
+def state_dtype(env_info: Any, stored: str = "float32") -> np.dtype:
+    """uint8 images stay uint8; other states are stored as `stored` (a replay's `state_dtype`)."""
     dt = getattr(env_info.observation_space, "dtype", np.float32)
-    return np.dtype(np.uint8) if dt == np.uint8 else np.dtype(np.float32)
+    return np.dtype(np.uint8) if dt == np.uint8 else np.dtype(stored)
 
 
-def transition_nbytes(env_info: Any, fields: tuple[str, ...] = KEYS) -> int:
+def transition_nbytes(env_info: Any, fields: tuple[str, ...] = KEYS, stored: str = "float32") -> int:
     """Bytes of one stored transition of these fields (states as `state_dtype`, scalars as float32)."""
-    s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
+    s_shape, s_dtype = env_info.state_shape, state_dtype(env_info, stored)
     a_shape, a_dtype = action_spec(env_info)
     sizes = {"states": int(np.prod(s_shape)) * s_dtype.itemsize, "next_states": int(np.prod(s_shape)) * s_dtype.itemsize,
              "actions": int(np.prod(a_shape)) * a_dtype.itemsize}

@@ -8,10 +8,14 @@ its last slots. Which ones is `cer_items`: `unseen` (default, SLM Lab's behaviou
 every transition added since the previous batch (at most batch_size; the rest go into the batch after),
 so with `training_iter` > 1 only the first batch of a training call holds new ones; `latest` puts the
 newest vector step into every batch.
+`state_dtype` is how states other than uint8 images are stored: float16 (SLM Lab's replay, half the memory,
+about 3 significant digits, values beyond +-65504 lost: a warning says so) or float32; a sampled batch holds
+float32 either way.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +30,9 @@ from looplab.agent.memory.base import (
 )
 from looplab.spec.schema import PositiveCount
 
+log = logging.getLogger(__name__)
+HALF_MAX = float(np.finfo(np.float16).max)
+
 
 class ReplayConfig(MemoryConfig):
     batch_size: PositiveCount  # transitions per sampled batch
@@ -33,6 +40,8 @@ class ReplayConfig(MemoryConfig):
     use_cer: bool = False  # combined experience replay: new transitions go into the batches
     # unseen: each batch gets the transitions added since the last one; latest: the newest vector step, always
     cer_items: Literal["unseen", "latest"] = "unseen"
+    # states (and next states) other than uint8 images: float16 as SLM Lab stores them, or float32
+    state_dtype: Literal["float16", "float32"] = "float16"
 
 
 @MEMORIES.register("Replay")
@@ -53,7 +62,7 @@ class Replay(Memory):
     @classmethod
     def estimate_nbytes(cls, config: ReplayConfig, env_info: Any, algorithm: Any) -> int:
         max_size = max(int(config.max_size), env_info.num_envs)
-        return max_size * transition_nbytes(env_info, cls.fields)
+        return max_size * transition_nbytes(env_info, cls.fields, config.state_dtype)
 
     def __init__(self, config: ReplayConfig, env_info: Any, algorithm: Any, rng: np.random.Generator):
         super().__init__(config, env_info, algorithm, rng)
@@ -63,7 +72,9 @@ class Replay(Memory):
         self.cer_items = config.cer_items
         self.training_start_step = int(getattr(algorithm, "training_start_step", None) or self.batch_size)
         self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
-        s_shape, s_dtype = env_info.state_shape, state_dtype(env_info)
+        s_shape, s_dtype = env_info.state_shape, state_dtype(env_info, config.state_dtype)
+        self.half_states = s_dtype == np.float16
+        self.warned_range = False
         a_shape, a_dtype = action_spec(env_info)
         shapes = {"states": (s_shape, s_dtype), "next_states": (s_shape, s_dtype), "actions": (a_shape, a_dtype),
                   "rewards": ((), np.float32), "terminateds": ((), np.float32), "truncateds": ((), np.float32)}
@@ -98,12 +109,26 @@ class Replay(Memory):
             self.since_train = 0
 
     def write(self, idx: np.ndarray, **step: np.ndarray) -> None:
-        self.states[idx] = step["state"]
+        if self.half_states:
+            if not self.warned_range:
+                self.check_half_range(step["state"], step["next_state"])
+            with np.errstate(over="ignore"):  # out-of-range values become inf; the warning above says so once
+                self.states[idx] = step["state"]
+                self.next_states[idx] = step["next_state"]
+        else:
+            self.states[idx] = step["state"]
+            self.next_states[idx] = step["next_state"]
         self.actions[idx] = step["action"]
         self.rewards[idx] = step["reward"]
-        self.next_states[idx] = step["next_state"]
         self.terminateds[idx] = step["terminated"]
         self.truncateds[idx] = step["truncated"]
+
+    def check_half_range(self, *states: np.ndarray) -> None:
+        """Warn once where a state holds a value float16 cannot (beyond +-65504: it would be stored as inf)."""
+        if any(np.abs(s).max(initial=0.0) > HALF_MAX for s in states):
+            self.warned_range = True
+            log.warning("a state holds values beyond float16's range (+-%d), which the replay stores as inf; "
+                        "set agent.memory.state_dtype: float32", HALF_MAX)
 
     @property
     def ready(self) -> bool:
@@ -131,7 +156,12 @@ class Replay(Memory):
         return k
 
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k)[idx] for k in self.fields}
+        batch = {k: getattr(self, k)[idx] for k in self.fields}
+        if self.half_states:
+            for k in ("states", "next_states"):
+                if k in batch:
+                    batch[k] = batch[k].astype(np.float32)
+        return batch
 
     def sample(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
         idx = self.sample_indices(batch_size or self.batch_size)

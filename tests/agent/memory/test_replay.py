@@ -12,9 +12,10 @@ from looplab.env.make import EnvInfo
 
 
 def make_replay(num_envs=2, max_size=6, batch_size=4, use_cer=False, start=None, freq=None, obs_dtype=np.float32,
-                cer_items="unseen"):
+                cer_items="unseen", state_dtype="float32"):
     info = EnvInfo("test", num_envs, gym.spaces.Box(0, 255, (3,), dtype=obs_dtype), gym.spaces.Discrete(2))
-    cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer, cer_items=cer_items)
+    cfg = ReplayConfig(name="Replay", batch_size=batch_size, max_size=max_size, use_cer=use_cer, cer_items=cer_items,
+                       state_dtype=state_dtype)
     algo = SimpleNamespace(training_start_step=start, training_frequency=freq)
     return Replay(cfg, info, algo, np.random.default_rng(0))
 
@@ -39,6 +40,36 @@ def test_circular_write_keeps_newest_per_env_transitions():
 def test_states_float32_images_uint8():
     assert make_replay().states.dtype == np.float32
     assert make_replay(obs_dtype=np.uint8).states.dtype == np.uint8
+    assert make_replay(obs_dtype=np.uint8, state_dtype="float16").states.dtype == np.uint8
+
+
+def test_float16_states_by_default_as_slm_lab_stores_them_and_float32_batches():
+    assert ReplayConfig(name="Replay", batch_size=4, max_size=6).state_dtype == "float16"
+    mem = make_replay(num_envs=2, max_size=6, state_dtype="float16")
+    add_steps(mem, 4)
+    assert mem.states.dtype == np.float16 and mem.next_states.dtype == np.float16
+    assert mem.states[1, 0] == np.float16(3.1) == 3.099609375  # float16's nearest, 3.1 to 3 significant digits
+    batch = mem.sample()
+    assert batch["states"].dtype == np.float32 and batch["next_states"].dtype == np.float32
+    np.testing.assert_array_equal(batch["states"], mem.states[batch["indices"]].astype(np.float32))
+
+
+def test_float16_halves_the_states_bytes():
+    info = EnvInfo("test", 1, gym.spaces.Box(-1, 1, (100,), dtype=np.float32), gym.spaces.Discrete(2))
+    half, full = (Replay.estimate_nbytes(ReplayConfig(name="Replay", batch_size=4, max_size=1000, state_dtype=d),
+                                         info, None) for d in ("float16", "float32"))
+    assert full - half == 1000 * 2 * 100 * 2  # states and next states, 2 bytes less per value
+
+
+def test_float16_warns_once_where_a_state_is_out_of_its_range(caplog):
+    mem = make_replay(num_envs=1, max_size=10, state_dtype="float16")
+    s = np.array([[1.0, 70000.0, 0.0]], dtype=np.float32)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            mem.add(s, np.zeros(1), np.zeros(1), s, np.zeros(1), np.zeros(1))
+    warnings = [r for r in caplog.records if "float16" in r.getMessage()]
+    assert len(warnings) == 1 and "state_dtype: float32" in warnings[0].getMessage()
+    assert np.isinf(mem.states[0, 1])
 
 
 def test_ready_after_start_step_and_every_training_frequency_frames():
