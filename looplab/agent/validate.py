@@ -24,6 +24,10 @@ def validate_spec(raw: dict, file: str | None = None, spec_name: str | None = No
         for key in ("agent", "env", "meta"):
             if key not in raw:
                 raise SpecError("required key is missing", path=key)
+        for key in ("agent", "env"):
+            if isinstance(raw[key], list) and raw[key] and all(isinstance(x, dict) for x in raw[key]):
+                raise SpecError(f"a list of {key}s is SLM Lab v4's multi-agent format; LoopLab reads v5 specs: give "
+                                f"one {key} as a mapping (and drop v4's `body`)", path=key)
         spec = validate_model(Spec, raw, context={"check_env_id": check_env_id})
         agent = spec.agent
         algo_cls = ALGORITHMS.get(agent.algorithm.get("name"))

@@ -93,17 +93,56 @@ def substitute(text: str, variables: dict[str, str]) -> str:
     return text
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    """json's object_pairs_hook: a key written twice in one object is an error (json keeps the last silently)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class SpecLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key written twice in one mapping (PyYAML keeps the last silently).
+    Keys a merge (`<<: *anchor`) brings in may be overridden: only the mapping's own keys are compared."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            start, end = node.start_mark.index, node.end_mark.index
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if not start <= key_node.start_mark.index <= end:  # a merged-in key, written elsewhere
+                    continue
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key_node.value}' appears twice in one mapping", key_node.start_mark)
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse(text: str, file: str) -> Any:
     suffix = Path(file).suffix.lower()
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        except _DuplicateKey as e:
+            raise SpecError(f"invalid JSON: key '{e.args[0]}' appears twice in one object", file=file) from None
         except json.JSONDecodeError as e:
-            raise SpecError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=file) from None
+            before = text[:e.pos].rstrip()
+            hint = " (a trailing comma before it? JSON allows none)" if before.endswith(",") and \
+                text[e.pos:e.pos + 1] in "}]" else ""
+            raise SpecError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}{hint}", file=file) from None
         except RecursionError:
             raise SpecError("nested too deeply to parse", file=file) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

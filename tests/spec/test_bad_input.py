@@ -88,6 +88,10 @@ CASES: dict[str, tuple[str | None, str]] = {
     "wrong_type_rigorous_eval.json": ("meta.rigorous_eval", "must be a whole number, got 'yes'"),
     "too_many_envs.json": ("env.num_envs", "1000000 is more than the 65536 envs per session"),
     "too_many_sessions.json": ("meta.max_session", "1000000 is more than the 1024 sessions per trial"),
+    "v4_agent_list.json": ("agent", "a list of agents is SLM Lab v4's multi-agent format"),
+    "trailing_comma.json": (None, "line 22 column 4: Expecting property name enclosed in double quotes (a trailing comma"),
+    "dup_key.yaml": (None, "invalid YAML at line 15 column 7: key 'hid_layers_activation' appears twice in one mapping"),
+    "dup_key.json": (None, "invalid JSON: key 'gamma' appears twice in one object"),
 }
 
 
@@ -174,3 +178,13 @@ def test_an_agent_too_large_to_build_is_refused_before_its_run_folder(data_dir: 
 def test_a_missing_spec_file_is_a_clear_error():
     with pytest.raises(LoopLabError, match="spec file not found"):
         prepare(str(BAD / "nope.json"), "s", None, None)
+
+
+def test_a_yaml_merge_may_override_the_keys_it_brings_in(tmp_path):
+    """Only a mapping's own keys count as duplicates: `<<: *net` then `hid_layers` overrides, as SLM Lab's files do."""
+    text = (BAD / "dup_key.yaml").read_text().replace("      hid_layers_activation: relu\n", "")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text)
+    _, spec, _ = prepare(str(path), "s", None, None)
+    assert spec.net.hid_layers == [32] and spec.net.hid_layers_activation == "tanh"
+    assert spec.net.optim_spec.lr == 0.001  # from the anchor
