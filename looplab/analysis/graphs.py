@@ -9,6 +9,7 @@ naming it, never dropped silently.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -151,7 +152,8 @@ def _png(panel: Panel, title: str, path: Path) -> None:
                     label=None if t.faint and t.band is None and len(panel.traces) > 2 else t.name)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
-        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 4), useMathText=True)  # short labels fit the margin
+        # short labels fit the margin; plain text, as mathtext tick labels (useMathText) cost half of a PNG
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 4), useMathText=False)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
@@ -162,45 +164,68 @@ def _png(panel: Panel, title: str, path: Path) -> None:
         plt.close(fig)
 
 
-def figure(panels: Sequence[Panel], title: str, cols: int = 2) -> Any:
-    """One plotly figure with a subplot per panel (only panels meant for the page)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
+def figure(panels: Sequence[Panel], title: str, cols: int = 2) -> dict:
+    """One plotly figure with a subplot per panel (only panels meant for the page), as the plain dict plotly.js
+    reads: built without plotly's graph objects, whose validation of every property (the template's above all)
+    cost a quarter of a second per figure. `to_html` writes it."""
     panels = [p for p in panels if p.html]
     cols = max(1, min(cols, len(panels)))
     rows = math.ceil(len(panels) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.ylabel for p in panels],
-                        horizontal_spacing=0.08, vertical_spacing=min(0.12, 0.5 / max(rows, 1)))
+    h_space, v_space = 0.08, min(0.12, 0.5 / max(rows, 1))  # make_subplots' spacing, as fractions of the page
+    width, height = (1 - (cols - 1) * h_space) / cols, (1 - (rows - 1) * v_space) / max(rows, 1)
+    layout: dict[str, Any] = {"annotations": []}
+    data: list[dict] = []
     shown: set[str] = set()
     for i, p in enumerate(panels):
-        r, c = i // cols + 1, i % cols + 1
+        r, c, k = i // cols, i % cols, i + 1
+        x0, y1 = c * (width + h_space), 1 - r * (height + v_space)
+        xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
+        yaxis: dict[str, Any] = {"domain": [max(0.0, y1 - height), y1], "anchor": xa, "tickformat": "~g"}
+        layout["xaxis" if k == 1 else f"xaxis{k}"] = {"domain": [x0, min(1.0, x0 + width)], "anchor": ya,
+                                                      "title": {"text": p.xlabel}}
+        layout["annotations"].append({"text": p.ylabel, "x": x0 + width / 2, "y": y1, "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 16}})
         legend = len(p.traces) > 1  # a lone curve is named by its subplot title
         for t in p.traces:
             name = t.name
             group = f"{name}|{t.color}"
             if t.band is not None:
-                fig.add_trace(go.Scatter(x=np.concatenate([t.x, t.x[::-1]]),
-                                         y=np.concatenate([t.band[1], t.band[0][::-1]]), mode="lines",
-                                         fill="toself", fillcolor=_rgba(t.color, 0.18), line={"width": 0},
-                                         hoverinfo="skip", showlegend=False, legendgroup=group), row=r, col=c)
-            fig.add_trace(go.Scatter(x=t.x, y=t.y, mode="lines", name=name, legendgroup=group,
-                                     showlegend=legend and bool(name) and name not in shown,
-                                     line={"color": _rgba(t.color, 0.35) if t.faint else t.color,
-                                           "width": 1 if t.faint else t.width}), row=r, col=c)
+                data.append({"type": "scatter", "x": np.concatenate([t.x, t.x[::-1]]),
+                             "y": np.concatenate([t.band[1], t.band[0][::-1]]), "mode": "lines", "fill": "toself",
+                             "fillcolor": _rgba(t.color, 0.18), "line": {"width": 0}, "hoverinfo": "skip",
+                             "showlegend": False, "legendgroup": group, "xaxis": xa, "yaxis": ya})
+            data.append({"type": "scatter", "x": t.x, "y": t.y, "mode": "lines", "name": name, "legendgroup": group,
+                         "showlegend": legend and bool(name) and name not in shown,
+                         "line": {"color": _rgba(t.color, 0.35) if t.faint else t.color,
+                                  "width": 1 if t.faint else t.width}, "xaxis": xa, "yaxis": ya})
             if legend:
                 shown.add(name)
-        fig.update_xaxes(title_text=p.xlabel, row=r, col=c)
         finite = np.concatenate([t.y[np.isfinite(t.y)] for t in p.traces]) if p.traces else np.array([])
         if len(finite) and np.ptp(finite) == 0:  # a constant: centre it, or plotly shows it as 0 on [-1, 1]
             v = float(finite[0])
             pad = abs(v) * 0.1 or 1e-3
-            fig.update_yaxes(range=[v - pad, v + pad], row=r, col=c)
-        fig.update_yaxes(tickformat="~g", row=r, col=c)
-    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=300 * rows + 90,
-                      margin={"l": 60, "r": 20, "t": 80, "b": 50}, hovermode="x unified",
-                      legend={"orientation": "h", "y": 1.02 + 0.12 / rows, "x": 1, "xanchor": "right"})
-    return fig
+            yaxis["range"] = [v - pad, v + pad]
+        layout["yaxis" if k == 1 else f"yaxis{k}"] = yaxis
+    layout.update({"title": {"text": title, "x": 0.01}, "template": _template("plotly_white"),
+                   "height": 300 * rows + 90, "margin": {"l": 60, "r": 20, "t": 80, "b": 50},
+                   "hovermode": "x unified",
+                   "legend": {"orientation": "h", "y": 1.02 + 0.12 / max(rows, 1), "x": 1, "xanchor": "right"}})
+    return {"data": data, "layout": layout}
+
+
+@functools.cache
+def _template(name: str) -> dict:
+    import plotly.io as pio
+
+    return pio.templates[name].to_plotly_json()
+
+
+def to_html(fig: Any, **kwargs: Any) -> str:
+    """A figure (a dict from `figure`, or a plotly Figure) as HTML; dicts are written as they are (no validation)."""
+    import plotly.io as pio
+
+    return pio.to_html(fig, validate=False, config=PLOTLY_CONFIG, **kwargs)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -211,7 +236,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def write_html(fig: Any, path: Path, lib_dir: Path | None = None) -> None:
     """A page loading plotly.js from `lib_dir` (default: the page's own folder) by a relative path."""
     src = plotly_src(path, Path(lib_dir) if lib_dir is not None else Path(path).parent)
-    html = fig.to_html(include_plotlyjs=src, full_html=True, config=PLOTLY_CONFIG)
+    html = to_html(fig, include_plotlyjs=src, full_html=True)
     io.write_text(path, html.replace("</body>", missing_plotly_note(src) + "</body>", 1))
 
 

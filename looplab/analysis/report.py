@@ -70,7 +70,7 @@ def _e(v: Any) -> str:
 
 
 def _fig_div(fig: Any, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=graphs.PLOTLY_CONFIG)
+    return graphs.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id)
 
 
 class Report:

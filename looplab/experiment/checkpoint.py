@@ -13,6 +13,7 @@ resume, and the log says so.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections import deque
@@ -47,6 +48,33 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(encode(v) for v in obj)
     return obj
+
+
+_IMMUTABLE = (int, float, str, bytes, bool, type(None), np.generic, torch.dtype, torch.device)
+
+
+def snapshot(obj: Any) -> Any:
+    """A copy of a state (nets' and optimizers' state_dicts, an env state) that later steps cannot change: tensors
+    cloned, arrays copied, containers rebuilt, immutables shared; anything else deep-copied. What copy.deepcopy
+    gives, at a fraction of its cost (no memo of shared references, which state_dicts do not rely on)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, _IMMUTABLE):
+        return obj
+    if isinstance(obj, dict):
+        out = {k: snapshot(v) for k, v in obj.items()}
+        if type(obj) is not dict:  # an OrderedDict state_dict: keep its type and `_metadata` (module versions)
+            out = type(obj)(out)
+            if hasattr(obj, "_metadata"):
+                out._metadata = copy.deepcopy(obj._metadata)  # type: ignore[attr-defined]
+        return out
+    if isinstance(obj, list):
+        return [snapshot(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(snapshot(v) for v in obj)
+    return copy.deepcopy(obj)
 
 
 def decode(obj: Any) -> Any:

@@ -8,7 +8,6 @@ ends, the resume checkpoint and the weights files are written.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import signal
@@ -168,9 +167,10 @@ class Session:
         ma = row["total_reward_ma"]
         if not math.isnan(ma) and ma >= self.best_ma:  # kept in memory, written with the next checkpoint
             self.best_ma = ma
-            self.best = copy.deepcopy({"nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
-                                       "optims": {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()},
-                                       "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
+            self.best = checkpoint.snapshot({
+                "nets": {k: v.state_dict() for k, v in self.agent.nets().items()},
+                "optims": {k: o.optim.state_dict() for k, o in self.agent.optimizers.items()},
+                "env": checkpoint.env_state(self.env), "frame": clock.frame, "best_ma": ma})
         if due:
             self.save_checkpoint(state)
         log.info("%s frame %d/%d | fps %.0f | return %.2f | ma %.2f | loss %.4g | opt_step %d", self.prename,

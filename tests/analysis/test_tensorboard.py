@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
-from looplab.analysis.tensorboard import SessionBoard, open_board
+from looplab.analysis.tensorboard import HIST_BINS, SessionBoard, open_board
 from looplab.runfolder import RunPaths
 
 
@@ -41,6 +42,12 @@ def test_board_logs_continuous_actions_per_dimension_and_skips_target_nets(tmp_p
     assert not any(h.startswith("target_net") for h in hist)
     a1 = ea.Histograms("action/1")[0].histogram_value
     assert (a1.num, a1.min, a1.max) == (4, -1.0, 2.0)
+    w = ea.Histograms("net/weight")[0].histogram_value  # 64 equal buckets between min and max, exact moments
+    values = net.weight.detach().double().numpy().ravel()
+    assert (w.num, len(w.bucket), sum(w.bucket)) == (6, HIST_BINS, 6)
+    assert w.min == pytest.approx(values.min()) and w.max == pytest.approx(values.max())
+    assert w.sum == pytest.approx(values.sum()) and w.sum_squares == pytest.approx((values ** 2).sum())
+    assert w.bucket_limit[-1] == pytest.approx(values.max())
     assert "spec/text_summary" in tags["tensors"]
 
 
@@ -78,3 +85,20 @@ def test_board_is_off_with_meta_tensorboard_false(tmp_path):
     paths = RunPaths.create(tmp_path, "x")
     assert open_board(paths, 0, 0, SimpleNamespace(meta=SimpleNamespace(tensorboard=False))) is None
     assert not (paths.root / "log" / "x_t0_s0").exists()
+
+
+def test_a_tensor_with_nan_or_inf_gets_no_histogram(tmp_path):
+    paths = RunPaths.create(tmp_path, "dqn")
+    spec = SimpleNamespace(meta=SimpleNamespace(tensorboard=True, log_frequency=8, tensorboard_histogram_frequency=1),
+                           model_dump=lambda mode: {"name": "dqn"})
+    board = open_board(paths, 0, 0, spec)
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.bias[0] = float("nan")
+    net(torch.ones(4, 3)).sum().backward()
+    net.weight.grad[0, 0] = float("inf")
+    board.log({"frame": 8}, 8, {"net": net}, [], discrete=True)
+    board.close()
+    hist = set(_read(board.dir).Tags()["histograms"])
+    assert "net/weight" in hist and "net/bias" not in hist and "net.grad/weight" not in hist
+    assert "net.grad/bias" in hist
