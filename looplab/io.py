@@ -64,8 +64,8 @@ def _remove(tmp: str | None) -> None:
         os.unlink(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text))
+def write_text(path: str | os.PathLike, text: str, sync: bool = True) -> None:
+    atomic_write(path, lambda f: f.write(text), sync=sync)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -159,7 +159,8 @@ def _png(panel: Panel, title: str, path: Path) -> None:
         ax.spines[["top", "right"]].set_visible(False)
         if any(t.name for t in panel.traces) and len(panel.traces) > 1:
             ax.legend(loc="best", fontsize=8, frameon=False)
-        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True)
+        # not synced to disk: a graph is drawn again from the files it shows (`looplab analyze`)
+        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True, sync=False)
     finally:
         plt.close(fig)
 
@@ -237,7 +238,7 @@ def write_html(fig: Any, path: Path, lib_dir: Path | None = None) -> None:
     """A page loading plotly.js from `lib_dir` (default: the page's own folder) by a relative path."""
     src = plotly_src(path, Path(lib_dir) if lib_dir is not None else Path(path).parent)
     html = to_html(fig, include_plotlyjs=src, full_html=True)
-    io.write_text(path, html.replace("</body>", missing_plotly_note(src) + "</body>", 1))
+    io.write_text(path, html.replace("</body>", missing_plotly_note(src) + "</body>", 1), sync=False)
 
 
 def _draw(name: str, fn, *args) -> Path | None:
@@ -377,7 +378,7 @@ def _experiment_png(df: pd.DataFrame, searched: list[str], metrics: list[str], n
         if sc is not None:
             fig.colorbar(sc, ax=axes, shrink=0.6, label="strength")
         fig.suptitle(f"{name} experiment graph", fontsize=11)
-        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
+        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True, sync=False)
     finally:
         plt.close(fig)
 

@@ -247,5 +247,5 @@ def write_report(paths: Any) -> Path:
     if isinstance(paths, str | Path):
         paths = open_run(paths)
     out = paths.report
-    io.write_text(out, Report(paths).render(out))
+    io.write_text(out, Report(paths).render(out), sync=False)  # drawn again by `looplab report`
     return out
