@@ -9,8 +9,8 @@ every transition added since the previous batch (at most batch_size; the rest go
 so with `training_iter` > 1 only the first batch of a training call holds new ones; `latest` puts the
 newest vector step into every batch.
 `state_dtype` is how states other than uint8 images are stored: float16 (SLM Lab's replay, half the memory,
-about 3 significant digits, values beyond +-65504 lost: a warning says so) or float32; a sampled batch holds
-float32 either way.
+about 3 significant digits, values beyond +-65504 lost: a warning says so where the observation space's bounds
+do not already fit) or float32; a sampled batch holds float32 either way.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class ReplayConfig(MemoryConfig):
     state_dtype: Literal["float16", "float32"] = "float16"
 
 
+def _fits_half(space: Any) -> bool:
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None:
+        return False
+    bounds = np.abs(np.concatenate([np.ravel(low), np.ravel(high)]).astype(np.float64))
+    return bool(np.all(np.isfinite(bounds)) and bounds.max(initial=0.0) <= HALF_MAX)
+
+
 @MEMORIES.register("Replay")
 class Replay(Memory):
     """Circular [max_size, ...] arrays; `sample()` returns a flat batch plus the sampled `indices`."""
@@ -74,7 +82,8 @@ class Replay(Memory):
         self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
         s_shape, s_dtype = env_info.state_shape, state_dtype(env_info, config.state_dtype)
         self.half_states = s_dtype == np.float16
-        self.warned_range = False
+        # no check where the observation space's own bounds fit float16 (LunarLander's, Pendulum's)
+        self.warned_range = self.half_states and _fits_half(env_info.observation_space)
         a_shape, a_dtype = action_spec(env_info)
         shapes = {"states": (s_shape, s_dtype), "next_states": (s_shape, s_dtype), "actions": (a_shape, a_dtype),
                   "rewards": ((), np.float32), "terminateds": ((), np.float32), "truncateds": ((), np.float32)}
