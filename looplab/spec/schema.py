@@ -105,6 +105,30 @@ class EnvSpec(Open):
             raise ValueError("Atari observations are stacks of 4 frames already; leave frame_stack out")
         return v
 
+    @field_validator("clip_obs")
+    @classmethod
+    def _clip_obs(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"observations are clipped to [-v, v]: v must be greater than 0, got {v}")
+        return v
+
+    @field_validator("clip_reward")
+    @classmethod
+    def _clip_reward(cls, v: float | list[float] | None) -> float | list[float] | None:
+        if isinstance(v, list):
+            if len(v) != 2 or not v[0] < v[1]:
+                raise ValueError(f"give [low, high] with low < high, or one number v for [-v, v]; got {v}")
+        elif v is not None and not v > 0:
+            raise ValueError(f"rewards are clipped to [-v, v]: v must be greater than 0, got {v}")
+        return v
+
+    @field_validator("reward_scale")
+    @classmethod
+    def _reward_scale(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"it multiplies the learning rewards: it must be greater than 0, got {v}")
+        return v
+
     @field_validator("autoreset")
     @classmethod
     def _same_step_on_atari(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -135,7 +159,7 @@ class MetaSpec(Strict):
     rigorous_eval: NonNegCount | bool = 0
     search_resources: dict[str, float] | None = None
     search_scheduler: dict[str, Any] | None = None
-    num_cpus: Count | None = None  # CPUs of a local Ray (search); default every core
+    num_cpus: PositiveCount | None = None  # CPUs of a local Ray (search); default every core
     num_gpus: NonNegCount | None = None  # GPUs of a local Ray (search), at most the visible ones; default all
     tensorboard: bool = True
     tensorboard_histogram_frequency: NonNegCount = 10  # weight/gradient/action histograms every Nth log checkpoint
@@ -152,8 +176,8 @@ class MetaSpec(Strict):
     experiment_ts: str | None = None
     command: str | None = None
     versions: dict[str, str] | None = None
-    trial: Count | None = None
-    experiment: Count | None = None
+    trial: NonNegCount | None = None
+    experiment: NonNegCount | None = None
     resume: bool | None = None
     machine: dict[str, Any] | None = None
     stop_frame: PositiveCount | None = None  # `looplab reproduce --frames`: stop there; schedules still see max_frame

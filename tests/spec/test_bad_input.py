@@ -92,6 +92,9 @@ CASES: dict[str, tuple[str | None, str]] = {
     "trailing_comma.json": (None, "line 22 column 4: Expecting property name enclosed in double quotes (a trailing comma"),
     "dup_key.yaml": (None, "invalid YAML at line 15 column 7: key 'hid_layers_activation' appears twice in one mapping"),
     "dup_key.json": (None, "invalid JSON: key 'gamma' appears twice in one object"),
+    "reversed_clip_reward.json": ("env.clip_reward", "give [low, high] with low < high"),
+    "zero_reward_scale.json": ("env.reward_scale", "it must be greater than 0, got 0"),
+    "negative_clip_obs.json": ("env.clip_obs", "v must be greater than 0, got -1.0"),
 }
 
 
