@@ -95,6 +95,10 @@ CASES: dict[str, tuple[str | None, str]] = {
     "reversed_clip_reward.json": ("env.clip_reward", "give [low, high] with low < high"),
     "zero_reward_scale.json": ("env.reward_scale", "it must be greater than 0, got 0"),
     "negative_clip_obs.json": ("env.clip_obs", "v must be greater than 0, got -1.0"),
+    "boltzmann_zero_temperature.json": ("agent.algorithm.explore_var_spec",
+                                        "boltzmann's temperature must be greater than 0, got start_val 5.0 and end_val 0.0"),
+    "batch_larger_than_replay.json": ("agent.memory", "batch_size (20000) is larger than the replay itself (max_size 10000)"),
+    "sac_alpha_bounds_reversed.json": ("agent.algorithm", "log_alpha_min (5.0) must be below log_alpha_max (2.0)"),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from looplab.agent.memory.base import memory_class
 from looplab.agent.net.base import Optimizer, resolve_device, step_jointly
@@ -44,6 +44,22 @@ class AlgorithmConfig(Strict):
     @classmethod
     def _policy(cls, v: str) -> str:
         return POLICIES.known(v)
+
+    @field_validator("explore_var_spec")
+    @classmethod
+    def _explore_var(cls, spec: ScheduleSpec | None, info: ValidationInfo) -> ScheduleSpec | None:
+        """epsilon is a probability; a Boltzmann temperature divides the Q-values, so it must stay above 0."""
+        if spec is None:
+            return spec
+        policy = info.data.get("action_policy")
+        values = [v for v in (spec.start_val, spec.end_val) if v is not None]
+        if policy == "epsilon_greedy" and not all(0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"epsilon_greedy's epsilon must be in [0, 1], got start_val {spec.start_val} and "
+                             f"end_val {spec.end_val}")
+        if policy == "boltzmann" and not all(v > 0.0 for v in values):
+            raise ValueError(f"boltzmann's temperature must be greater than 0, got start_val {spec.start_val} and "
+                             f"end_val {spec.end_val}")
+        return spec
 
 
 class Algorithm:

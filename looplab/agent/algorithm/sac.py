@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from looplab.agent.algorithm.actor_critic import symlog
 from looplab.agent.algorithm.base import ALGORITHMS, Algorithm, AlgorithmConfig
@@ -69,6 +69,26 @@ class SACConfig(AlgorithmConfig):
         if not v >= 0.0:
             raise ValueError(f"must be >= 0, got {v}")
         return v
+
+    @field_validator("alpha_lr")
+    @classmethod
+    def _alpha_lr(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0.0:
+            raise ValueError(f"a learning rate must be greater than 0, got {v}")
+        return v
+
+    @field_validator("fixed_alpha")
+    @classmethod
+    def _fixed_alpha(cls, v: float | None) -> float | None:
+        if v is not None and not v >= 0.0:
+            raise ValueError(f"the entropy weight must be >= 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _alpha_bounds(self) -> SACConfig:
+        if not self.log_alpha_min < self.log_alpha_max:
+            raise ValueError(f"log_alpha_min ({self.log_alpha_min}) must be below log_alpha_max ({self.log_alpha_max})")
+        return self
 
 
 def squash(loc: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator, deterministic: bool = False,

@@ -19,6 +19,7 @@ import logging
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from looplab.agent.memory.base import (
     MEMORIES,
@@ -42,6 +43,13 @@ class ReplayConfig(MemoryConfig):
     cer_items: Literal["unseen", "latest"] = "unseen"
     # states (and next states) other than uint8 images: float16 as SLM Lab stores them, or float32
     state_dtype: Literal["float16", "float32"] = "float16"
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> ReplayConfig:
+        if self.batch_size > self.max_size:
+            raise ValueError(f"batch_size ({self.batch_size}) is larger than the replay itself (max_size "
+                             f"{self.max_size})")
+        return self
 
 
 def _fits_half(space: Any) -> bool:

@@ -24,7 +24,8 @@ class _Algo:
 
 
 def _memory(env_info, max_size: int = 600) -> Replay:
-    return memory_class("Replay", env_info)(ReplayConfig(name="Replay", batch_size=32, max_size=max_size), env_info,
+    return memory_class("Replay", env_info)(ReplayConfig(name="Replay", batch_size=min(32, max_size), max_size=max_size),
+                                            env_info,
                                             _Algo(), np.random.default_rng(0))
 
 
