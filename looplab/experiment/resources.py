@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydantic
 
 from looplab.agent.algorithm import ALGORITHMS
 from looplab.agent.memory import memory_class
@@ -104,18 +105,20 @@ def estimate(spec: Spec, mode: str) -> MemoryEstimate:
 
 def _nets_nbytes(spec: Spec, info: Any) -> int:
     """Parameters x 4 bytes x 4 (weights, gradients, Adam's two moments), of the nets the agent builds with
-    a one-slot memory and one env (the nets do not depend on either). An agent that cannot be built (a net
+    a memory of one batch and one env (the nets do not depend on either). An agent that cannot be built (a net
     too large to allocate, say) is refused here, before its run folder exists."""
     small = spec.model_copy()
     if "max_size" in type(spec.memory).model_fields and spec.memory.max_size is not None:
-        small.memory = spec.memory.model_copy(update={"max_size": 1})
+        # the smallest memory a batch can be drawn from
+        small.memory = spec.memory.model_copy(update={"max_size": int(getattr(spec.memory, "batch_size", 1) or 1)})
     one_env = dataclasses.replace(info, num_envs=1)
     try:
         agent = ALGORITHMS.get(spec.algorithm.name)(small, one_env, Clock(num_envs=1), 0)
     except SpecError:
         raise
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        errors = e.errors() if isinstance(e, pydantic.ValidationError) else None
+        first = errors[0]["msg"] if errors else (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SpecError(f"the agent cannot be built: {first[:300]}", path="agent.net") from None
     params = sum(p.numel() for net in agent.nets().values() for p in net.parameters())
     return int(params) * 4 * 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import model_validator
 
 from looplab.agent.memory.base import (
     MEMORIES,
@@ -26,6 +27,13 @@ class SILMemoryKeys(MemoryConfig):
     batch_size: PositiveCount | None = None
     max_size: PositiveCount | None = None
     use_cer: bool = False
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> SILMemoryKeys:
+        if self.batch_size is not None and self.max_size is not None and self.batch_size > self.max_size:
+            raise ValueError(f"batch_size ({self.batch_size}) is larger than the SIL replay itself (max_size "
+                             f"{self.max_size})")
+        return self
 
 
 class OnPolicyBatchReplayConfig(SILMemoryKeys):
