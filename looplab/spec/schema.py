@@ -266,8 +266,8 @@ def _data_loc(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-def _format_error(err: dict, model: type[BaseModel], data: Any = None) -> tuple[str, str]:
-    loc = tuple(err["loc"]) if data is None else _data_loc(tuple(err["loc"]), data)
+def _format_error(err: dict, model: type[BaseModel], data: Any) -> tuple[str, str]:
+    loc = _data_loc(tuple(err["loc"]), data)
     path = ".".join(str(p) for p in loc)
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -9,8 +9,8 @@ every transition added since the previous batch (at most batch_size; the rest go
 so with `training_iter` > 1 only the first batch of a training call holds new ones; `latest` puts the
 newest vector step into every batch.
 `state_dtype` is how states other than uint8 images are stored: float16 (SLM Lab's replay, half the memory,
-about 3 significant digits, values beyond +-65504 lost: a warning says so where the observation space's bounds
-do not already fit) or float32; a sampled batch holds float32 either way.
+about 3 significant digits, values beyond +-65504 stored as inf: the cast itself detects it and a warning says
+so, once) or float32; a sampled batch holds float32 either way.
 """
 
 from __future__ import annotations
@@ -52,14 +52,6 @@ class ReplayConfig(MemoryConfig):
         return self
 
 
-def _fits_half(space: Any) -> bool:
-    low, high = getattr(space, "low", None), getattr(space, "high", None)
-    if low is None or high is None:
-        return False
-    bounds = np.abs(np.concatenate([np.ravel(low), np.ravel(high)]).astype(np.float64))
-    return bool(np.all(np.isfinite(bounds)) and bounds.max(initial=0.0) <= HALF_MAX)
-
-
 @MEMORIES.register("Replay")
 class Replay(Memory):
     """Circular [max_size, ...] arrays; `sample()` returns a flat batch plus the sampled `indices`."""
@@ -90,8 +82,7 @@ class Replay(Memory):
         self.training_frequency = int(getattr(algorithm, "training_frequency", None) or 1)
         s_shape, s_dtype = env_info.state_shape, state_dtype(env_info, config.state_dtype)
         self.half_states = s_dtype == np.float16
-        # no check where the observation space's own bounds fit float16 (LunarLander's, Pendulum's)
-        self.warned_range = self.half_states and _fits_half(env_info.observation_space)
+        self.warned_range = False
         a_shape, a_dtype = action_spec(env_info)
         shapes = {"states": (s_shape, s_dtype), "next_states": (s_shape, s_dtype), "actions": (a_shape, a_dtype),
                   "rewards": ((), np.float32), "terminateds": ((), np.float32), "truncateds": ((), np.float32)}
@@ -126,12 +117,16 @@ class Replay(Memory):
             self.since_train = 0
 
     def write(self, idx: np.ndarray, **step: np.ndarray) -> None:
-        if self.half_states:
-            if not self.warned_range:
-                self.check_half_range(step["state"], step["next_state"])
-            with np.errstate(over="ignore"):  # out-of-range values become inf; the warning above says so once
-                self.states[idx] = step["state"]
-                self.next_states[idx] = step["next_state"]
+        if self.half_states:  # the float16 cast reports an overflow itself: no check of the values per step
+            try:
+                with np.errstate(over="raise"):
+                    self.states[idx] = step["state"]
+                    self.next_states[idx] = step["next_state"]
+            except FloatingPointError:
+                with np.errstate(over="ignore"):
+                    self.states[idx] = step["state"]
+                    self.next_states[idx] = step["next_state"]
+                self.warn_half_range()
         else:
             self.states[idx] = step["state"]
             self.next_states[idx] = step["next_state"]
@@ -140,9 +135,9 @@ class Replay(Memory):
         self.terminateds[idx] = step["terminated"]
         self.truncateds[idx] = step["truncated"]
 
-    def check_half_range(self, *states: np.ndarray) -> None:
-        """Warn once where a state holds a value float16 cannot (beyond +-65504: it would be stored as inf)."""
-        if any(np.abs(s).max(initial=0.0) > HALF_MAX for s in states):
+    def warn_half_range(self) -> None:
+        """Once: a state held a value float16 cannot (beyond +-65504), stored as inf."""
+        if not self.warned_range:
             self.warned_range = True
             log.warning("a state holds values beyond float16's range (+-%d), which the replay stores as inf; "
                         "set agent.memory.state_dtype: float32", HALF_MAX)
